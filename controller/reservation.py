@@ -1,0 +1,502 @@
+"""The reservation core: EVerest Auth semantics (see shared/DESIGN.md), decided in polynomial time.
+
+Pure: no threads, timers or I/O except through the store it is given; time comes from ``clock``.
+Every public call first ends reservations that are due, then acts; events (ReservationEnd,
+ReservationUpdateStatus, EvseReservedChanged) reach subscribers in the order they happen,
+after the change is durable.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+
+from controller.feasibility import Feasibility, is_feasible
+from controller.store import ReservationStore
+from controller.types import (
+    Connector,
+    ConnectorState,
+    ConnectorType,
+    CoreEvent,
+    EvseReservedChanged,
+    Reservation,
+    ReservationCheck,
+    ReservationCheckStatus,
+    ReservationEnd,
+    ReservationEndReason,
+    ReservationResult,
+    ReservationUpdate,
+    ReservationUpdateStatus,
+    types_compatible,
+)
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+Listener = Callable[[CoreEvent], None]
+
+_OCCUPIED_STATES = frozenset({ConnectorState.OCCUPIED, ConnectorState.FAULTED_OCCUPIED})
+# Weight of a non-Available connector state when a refusal must name one (Occupied > Faulted > Unavailable).
+_WEIGHT = {
+    ConnectorState.UNAVAILABLE: (1, ReservationResult.UNAVAILABLE),
+    ConnectorState.FAULTED: (2, ReservationResult.FAULTED),
+    ConnectorState.UNAVAILABLE_FAULTED: (2, ReservationResult.FAULTED),
+    ConnectorState.OCCUPIED: (3, ReservationResult.OCCUPIED),
+    ConnectorState.FAULTED_OCCUPIED: (3, ReservationResult.OCCUPIED),
+}
+_END_STATUS = {
+    ReservationEndReason.EXPIRED: ReservationUpdate.EXPIRED,
+    ReservationEndReason.USED_TO_START_CHARGING: ReservationUpdate.USED,
+}
+
+
+def utc_now() -> datetime:
+    """The default clock: aware UTC now."""
+    return datetime.now(UTC)
+
+
+def _same_token(a: str | None, b: str | None) -> bool:
+    return a is not None and b is not None and a.casefold() == b.casefold()
+
+
+def _weightiest(states: Iterable[ConnectorState]) -> ReservationResult:
+    """The refusal named by the weightiest non-Available state (Unavailable when there is none)."""
+    best = (1, ReservationResult.UNAVAILABLE)
+    for state in states:
+        if state is not ConnectorState.AVAILABLE and _WEIGHT[state][0] > best[0]:
+            best = _WEIGHT[state]
+    return best[1]
+
+
+class ReservationCore:
+    """Reservations for a site of EVSEs, each with typed connectors."""
+
+    def __init__(
+        self,
+        evses: Mapping[int, Sequence[Connector]],
+        *,
+        clock: Clock = utc_now,
+        store: ReservationStore | None = None,
+        feasibility: Feasibility = is_feasible,
+        states: Mapping[tuple[int, int], ConnectorState] | None = None,
+        plugged: Iterable[int] = (),
+        listener: Listener | None = None,
+    ) -> None:
+        self._evses: dict[int, tuple[Connector, ...]] = {}
+        for evse_id in sorted(evses):
+            connectors = tuple(evses[evse_id])
+            if isinstance(evse_id, bool) or not isinstance(evse_id, int) or evse_id < 1:
+                raise ValueError(f"evse id must be a positive integer, got {evse_id!r}")
+            if not connectors:
+                raise ValueError(f"evse {evse_id}: has no connectors")
+            ids = [c.id for c in connectors]
+            if len(set(ids)) != len(ids):
+                raise ValueError(f"evse {evse_id}: connector ids are not unique: {ids}")
+            self._evses[evse_id] = connectors
+        self._clock = clock
+        self._store = store
+        self._feasible_fn = feasibility
+        self._states = {(e, c.id): ConnectorState.AVAILABLE for e, cs in self._evses.items() for c in cs}
+        self._plugged: set[int] = set()
+        self._specific: dict[int, Reservation] = {}
+        self._global: list[Reservation] = []
+        self._seq: dict[int, int] = {}  # reservation_id -> arrival sequence
+        self._next_seq = 0
+        self._listeners: list[Listener] = [listener] if listener is not None else []
+        self._pending: list[CoreEvent] = []
+        self._ended_at: dict[int, ReservationEndReason] = {}  # evse -> reason, within one operation
+        self._reserved: frozenset[int] = frozenset()
+        self._global_part: frozenset[int] = frozenset()
+        self._depth = 0
+        self._expired_now: list[ReservationEnd] = []
+        self.startup_events: list[CoreEvent] = []
+        self.startup_problems: list[str] = []
+        self._listeners.append(self.startup_events.append)
+        with self._operation():
+            self._reload()
+            for (evse_id, connector_id), state in sorted((states or {}).items()):
+                self._set_state(evse_id, connector_id, state)
+            for evse_id in plugged:
+                self._check_evse(evse_id)
+                self._plugged.add(evse_id)
+        self._listeners = [cb for cb in self._listeners if cb != self.startup_events.append]
+
+    # ------------------------------------------------------------ events and operations
+
+    def subscribe(self, callback: Listener) -> Callable[[], None]:
+        """Receive every event from now on; returns a function that unsubscribes."""
+        self._listeners.append(callback)
+
+        def unsubscribe() -> None:
+            # by identity: two listeners may compare equal (e.g. two empty lists)
+            self._listeners[:] = [cb for cb in self._listeners if cb is not callback]
+
+        return unsubscribe
+
+    @contextmanager
+    def _operation(self) -> Iterator[None]:
+        """Expire what is due, act, then emit ends first and reserved-indication changes last."""
+        self._depth += 1
+        try:
+            if self._depth == 1:
+                self._expired_now = self._expire(self._clock())
+            yield
+        finally:
+            self._depth -= 1
+            if self._depth == 0:
+                self._refresh_indication()
+                events, self._pending, self._ended_at = self._pending, [], {}
+                for event in events:
+                    for listener in list(self._listeners):
+                        try:
+                            listener(event)
+                        except Exception:  # a subscriber's bug must not break the core
+                            log.exception("reservation event subscriber failed on %r", event)
+
+    def _end(self, reservation: Reservation, reason: ReservationEndReason, status: ReservationUpdate) -> None:
+        """End one live reservation: durable first, then in memory, then its two events."""
+        rid = reservation.reservation_id
+        if self._store is not None:
+            self._store.delete(rid)
+        if reservation.evse_id is not None and self._specific.get(reservation.evse_id) is reservation:
+            del self._specific[reservation.evse_id]
+            self._ended_at[reservation.evse_id] = reason
+        else:
+            self._global.remove(reservation)
+        self._seq.pop(rid, None)
+        log.info("reservation %d ended: %s", rid, reason.value)
+        self._pending.append(ReservationEnd(reason, rid, reservation.evse_id))
+        self._pending.append(ReservationUpdateStatus(rid, status))
+
+    def _expire(self, now: datetime) -> list[ReservationEnd]:
+        due = [r for r in self._live() if r.expiry_time <= now]
+        due.sort(key=lambda r: (r.expiry_time, self._seq[r.reservation_id]))
+        for r in due:
+            self._end(r, ReservationEndReason.EXPIRED, ReservationUpdate.EXPIRED)
+        return [ReservationEnd(ReservationEndReason.EXPIRED, r.reservation_id, r.evse_id) for r in due]
+
+    def _live(self) -> list[Reservation]:
+        return [*self._specific.values(), *self._global]
+
+    def _find(self, reservation_id: int) -> Reservation | None:
+        for r in self._live():
+            if r.reservation_id == reservation_id:
+                return r
+        return None
+
+    # ------------------------------------------------------------ site state
+
+    def _check_evse(self, evse_id: int) -> None:
+        if evse_id not in self._evses:
+            raise ValueError(f"unknown evse {evse_id} (known: {sorted(self._evses)})")
+
+    def _is_free(self, evse_id: int, taken: Iterable[int]) -> bool:
+        """Not plugged, no connector occupied, not held by an EVSE-specific reservation."""
+        if evse_id in self._plugged or evse_id in taken:
+            return False
+        return not any(self._states[(evse_id, c.id)] in _OCCUPIED_STATES for c in self._evses[evse_id])
+
+    def _available_types(self, evse_id: int) -> frozenset[ConnectorType]:
+        return frozenset(
+            c.type for c in self._evses[evse_id] if self._states[(evse_id, c.id)] is ConnectorState.AVAILABLE
+        )
+
+    def _has_type(self, evse_id: int, wanted: ConnectorType | None) -> bool:
+        return any(types_compatible(c.type, wanted) for c in self._evses[evse_id])
+
+    def _feasible(self, cars: Sequence[ConnectorType], taken: frozenset[int]) -> bool:
+        """Every global car can charge with ``taken`` EVSEs held by EVSE-specific reservations."""
+        if len(cars) + len(taken) > len(self._evses):
+            return False
+        free = {e: self._available_types(e) for e in self._evses if self._is_free(e, taken)}
+        return self._feasible_fn(cars, free)
+
+    def _global_types(self) -> list[ConnectorType]:
+        return [r.wanted_type for r in self._global]
+
+    # ------------------------------------------------------------ deciding
+
+    def _decide(self, r: Reservation) -> ReservationResult:
+        """Steps 3-5 of DESIGN.md's reserve_now decision, for a reservation not yet live."""
+        wanted = r.wanted_type
+        if r.evse_id is not None:
+            evse_id = r.evse_id
+            if evse_id in self._specific:
+                return ReservationResult.OCCUPIED
+            if evse_id not in self._evses:
+                return ReservationResult.REJECTED
+            compatible = [c for c in self._evses[evse_id] if types_compatible(c.type, wanted)]
+            if not compatible:
+                return ReservationResult.REJECTED
+            states = [self._states[(evse_id, c.id)] for c in self._evses[evse_id]]
+            if evse_id in self._plugged or ConnectorState.OCCUPIED in states:
+                return ReservationResult.OCCUPIED
+            if ConnectorState.FAULTED_OCCUPIED in states:
+                return ReservationResult.FAULTED
+            own = [self._states[(evse_id, c.id)] for c in compatible]
+            if ConnectorState.AVAILABLE not in own:
+                return _weightiest(own)
+            taken = frozenset(self._specific) | {evse_id}
+            if self._global and not self._feasible(self._global_types(), taken):
+                return self._refusal(wanted)
+            return ReservationResult.ACCEPTED
+        if not any(self._has_type(e, wanted) for e in self._evses):
+            return ReservationResult.REJECTED
+        if not self._feasible([*self._global_types(), wanted], frozenset(self._specific)):
+            return self._refusal(wanted)
+        return ReservationResult.ACCEPTED
+
+    def _refusal(self, wanted: ConnectorType) -> ReservationResult:
+        """Step 5: Occupied if anything is reserved or plugged, else the weightiest compatible state."""
+        if self._global or self._specific or self._plugged:
+            return ReservationResult.OCCUPIED
+        return _weightiest(
+            self._states[(e, c.id)] for e, cs in self._evses.items() for c in cs if types_compatible(c.type, wanted)
+        )
+
+    def _insert(self, r: Reservation, seq: int | None = None) -> None:
+        if seq is None:
+            seq = self._next_seq
+        self._next_seq = max(self._next_seq, seq + 1)
+        self._seq[r.reservation_id] = seq
+        if r.evse_id is not None:
+            self._specific[r.evse_id] = r
+        else:
+            self._global.append(r)
+
+    def _reload(self) -> None:
+        """Re-make stored reservations in arrival order; end the expired and the impossible."""
+        if self._store is None:
+            return
+        rows, self.startup_problems = self._store.load()
+        now = self._clock()
+        for row in rows:
+            r = row.reservation
+            expired = r.expiry_time <= now
+            result = ReservationResult.ACCEPTED if expired else self._decide(r)
+            self._insert(r, row.seq)
+            if expired:
+                self._end(r, ReservationEndReason.EXPIRED, ReservationUpdate.EXPIRED)
+            elif result is not ReservationResult.ACCEPTED:
+                log.warning("stored reservation %d no longer possible (%s)", r.reservation_id, result.value)
+                self._end(r, ReservationEndReason.CANCELLED, ReservationUpdate.REMOVED)
+
+    def _recheck(self) -> None:
+        """Cancel what is no longer possible, first-come first-kept (specific by EVSE, then global)."""
+        kept: set[int] = set()
+        cancel: list[Reservation] = []
+        for evse_id in sorted(self._specific):
+            if self._feasible([], frozenset(kept | {evse_id})):
+                kept.add(evse_id)
+            else:
+                cancel.append(self._specific[evse_id])
+        cars: list[ConnectorType] = []
+        for r in self._global:
+            if self._feasible([*cars, r.wanted_type], frozenset(kept)):
+                cars.append(r.wanted_type)
+            else:
+                cancel.append(r)
+        for r in cancel:
+            self._end(r, ReservationEndReason.CANCELLED, ReservationUpdate.REMOVED)
+
+    # ------------------------------------------------------------ reserved indication
+
+    def _compute_global_part(self) -> tuple[frozenset[int], frozenset[int]]:
+        """(EVSEs held for global reservations, available EVSEs), as EVerest's Auth computes them."""
+        taken = frozenset(self._specific)
+        available = frozenset(e for e in self._evses if self._is_free(e, taken) and self._available_types(e))
+        if not self._global:
+            return frozenset(), available
+        if len(available) == len(self._global):
+            return available, available
+        cars = self._global_types()
+        held: set[int] = set()
+        for t in dict.fromkeys(cars):
+            if not self._feasible([*cars, t], taken):
+                held.update(e for e in available if self._has_type(e, t))
+        return frozenset(held), available
+
+    def _refresh_indication(self) -> None:
+        global_part, available = self._compute_global_part()
+        now_reserved = frozenset(self._specific) | global_part
+        for evse_id in sorted(self._reserved | now_reserved):
+            was, now = evse_id in self._reserved, evse_id in now_reserved
+            if was == now:
+                continue
+            reason: ReservationEndReason | None = None
+            if not now:
+                if evse_id in self._ended_at:
+                    reason = self._ended_at[evse_id]
+                elif evse_id in self._global_part and evse_id in available:
+                    reason = ReservationEndReason.GLOBAL_RESERVATION_REQUIREMENT_DROPPED
+            self._pending.append(EvseReservedChanged(evse_id, now, reason))
+        self._reserved, self._global_part = now_reserved, global_part
+
+    # ------------------------------------------------------------ public: changes
+
+    def reserve_now(self, reservation: Reservation) -> ReservationResult:
+        """Decide a ReserveNow exactly in DESIGN.md's order; Accepted means stored durably."""
+        with self._operation():
+            if reservation.expiry_time < self._clock():
+                return ReservationResult.REJECTED
+            old = self._find(reservation.reservation_id)
+            if old is not None:
+                self._end(old, ReservationEndReason.CANCELLED, ReservationUpdate.REMOVED)
+            result = self._decide(reservation)
+            if result is ReservationResult.ACCEPTED:
+                seq = self._next_seq
+                if self._store is not None:
+                    self._store.put(seq, reservation)
+                self._insert(reservation, seq)
+                self._pending.append(ReservationUpdateStatus(reservation.reservation_id, ReservationUpdate.PLACED))
+            log.info("reserve_now %d -> %s", reservation.reservation_id, result.value)
+            return result
+
+    def cancel_reservation(self, reservation_id: int) -> bool:
+        """Cancel on request; False if no such live reservation."""
+        with self._operation():
+            r = self._find(reservation_id)
+            if r is None:
+                return False
+            self._end(r, ReservationEndReason.CANCELLED, ReservationUpdate.CANCELLED)
+            return True
+
+    def use_reservation(self, reservation_id: int) -> bool:
+        """The reserved token started charging: the reservation ends UsedToStartCharging."""
+        with self._operation():
+            r = self._find(reservation_id)
+            if r is None:
+                return False
+            self._end(r, ReservationEndReason.USED_TO_START_CHARGING, ReservationUpdate.USED)
+            return True
+
+    def expire_due(self) -> list[ReservationEnd]:
+        """End every reservation whose expiry time has come (expiry <= now); what ended, in order."""
+        with self._operation():
+            return list(self._expired_now)
+
+    def set_connector_state(self, evse_id: int, connector_id: int, state: ConnectorState) -> None:
+        """A connector changed state; non-Available states may cancel reservations (DESIGN.md)."""
+        with self._operation():
+            self._set_state(evse_id, connector_id, ConnectorState(state))
+
+    def _set_state(self, evse_id: int, connector_id: int, state: ConnectorState) -> None:
+        self._check_evse(evse_id)
+        key = (evse_id, connector_id)
+        if key not in self._states:
+            known = [c.id for c in self._evses[evse_id]]
+            raise ValueError(f"evse {evse_id}: unknown connector {connector_id} (known: {known})")
+        if self._states[key] is state:
+            return
+        self._states[key] = state
+        if state is ConnectorState.AVAILABLE:
+            return
+        own = self._specific.get(evse_id)
+        connector_type = next(c.type for c in self._evses[evse_id] if c.id == connector_id)
+        if own is not None and types_compatible(connector_type, own.connector_type):
+            self._end(own, ReservationEndReason.CANCELLED, ReservationUpdate.REMOVED)
+            return
+        self._recheck()
+
+    def set_plugged_in(self, evse_id: int, plugged: bool) -> None:
+        """A car was plugged in or out; this cancels nothing, but changes what is free."""
+        with self._operation():
+            self._check_evse(evse_id)
+            if plugged:
+                self._plugged.add(evse_id)
+            else:
+                self._plugged.discard(evse_id)
+
+    # ------------------------------------------------------------ public: questions
+
+    def is_charging_possible(self, evse_id: int) -> bool:
+        """May a driver without a reservation charge here and every global reservation still be honoured?"""
+        with self._operation():
+            if evse_id in self._specific or evse_id not in self._evses:
+                return False
+            return self._feasible(self._global_types(), frozenset(self._specific) | {evse_id})
+
+    def is_evse_reserved(self, evse_id: int) -> bool:
+        """Is this EVSE held by an EVSE-specific reservation?"""
+        with self._operation():
+            return evse_id in self._specific
+
+    def reserved_evses(self) -> frozenset[int]:
+        """The EVSEs whose reserved LED must be on now."""
+        with self._operation():
+            pass
+        return self._reserved
+
+    def matches_reserved_identifier(
+        self, id_token: str, evse_id: int | None = None, parent_id_token: str | None = None
+    ) -> int | None:
+        """The id of the reservation this token (or its parent) holds here, or None."""
+        with self._operation():
+
+            def matches(r: Reservation) -> bool:
+                return _same_token(r.id_token, id_token) or _same_token(r.parent_id_token, parent_id_token)
+
+            if evse_id is not None and evse_id in self._specific:
+                own = self._specific[evse_id]
+                return own.reservation_id if matches(own) else None
+            for r in self._global:
+                if matches(r):
+                    return r.reservation_id
+            return None
+
+    def has_reservation_parent_id(self, evse_id: int | None) -> bool:
+        """Does the reservation on this EVSE (or, failing one, any global reservation) have a parent token?"""
+        with self._operation():
+            if evse_id is not None:
+                if evse_id not in self._evses:
+                    return False
+                if evse_id in self._specific:
+                    return self._specific[evse_id].parent_id_token is not None
+            return any(r.parent_id_token is not None for r in self._global)
+
+    def exists_reservation(self, check: ReservationCheck) -> ReservationCheckStatus:
+        """The four-way reservation check of EVerest's Auth (with its is_evse_reserved(bool) bug fixed)."""
+        found = self.matches_reserved_identifier(check.id_token, check.evse_id, check.group_id_token)
+        if check.evse_id is None:
+            return (
+                ReservationCheckStatus.RESERVED_FOR_TOKEN if found is not None else ReservationCheckStatus.NOT_RESERVED
+            )
+        if not self.is_evse_reserved(check.evse_id):
+            return ReservationCheckStatus.NOT_RESERVED
+        if found is not None:
+            return ReservationCheckStatus.RESERVED_FOR_TOKEN
+        if check.group_id_token is None and self.has_reservation_parent_id(check.evse_id):
+            return ReservationCheckStatus.RESERVED_FOR_OTHER_TOKEN_AND_HAS_PARENT_TOKEN
+        return ReservationCheckStatus.RESERVED_FOR_OTHER_TOKEN
+
+    def next_expiry(self) -> datetime | None:
+        """When the next reservation expires (for the runtime's one timer), or None."""
+        return min((r.expiry_time for r in self._live()), default=None)
+
+    def reservations(self) -> list[Reservation]:
+        """Live reservations in arrival order."""
+        return sorted(self._live(), key=lambda r: self._seq[r.reservation_id])
+
+    def reservation(self, reservation_id: int) -> Reservation | None:
+        """One live reservation by id."""
+        return self._find(reservation_id)
+
+    @property
+    def evse_ids(self) -> list[int]:
+        """Configured EVSE ids, ascending."""
+        return list(self._evses)
+
+    def connectors(self, evse_id: int) -> tuple[Connector, ...]:
+        """The connectors of one EVSE."""
+        self._check_evse(evse_id)
+        return self._evses[evse_id]
+
+    def connector_state(self, evse_id: int, connector_id: int) -> ConnectorState:
+        """The state last set for one connector."""
+        return self._states[(evse_id, connector_id)]
+
+    def is_plugged_in(self, evse_id: int) -> bool:
+        """Is a car plugged in at this EVSE?"""
+        return evse_id in self._plugged

@@ -1,0 +1,135 @@
+"""Reservations survive restart in a real SQLite file; bad files and rows are loud, never lost."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+from core_helpers import FakeClock, Recorder, res, site
+
+from controller.reservation import ReservationCore
+from controller.store import ReservationStore, StoreError
+from controller.types import (
+    ConnectorState,
+    ConnectorType,
+    EvseReservedChanged,
+    ReservationEnd,
+    ReservationEndReason,
+    ReservationResult,
+    ReservationUpdate,
+    ReservationUpdateStatus,
+)
+
+T2 = ConnectorType.cType2
+SITE = site((T2,), (T2,), (T2,))
+
+
+def rows(path: Path) -> list[tuple[int, int]]:
+    with sqlite3.connect(path) as db:
+        return db.execute("SELECT reservation_id, seq FROM reservations ORDER BY seq").fetchall()
+
+
+def test_each_change_is_on_disk_before_the_call_returns(tmp_path: Path) -> None:
+    path = tmp_path / "res.db"
+    core = ReservationCore(SITE, clock=FakeClock(), store=ReservationStore(path))
+    assert core.reserve_now(res(4, evse=2)) is ReservationResult.ACCEPTED
+    assert rows(path) == [(4, 0)]  # read through a second, independent connection
+    core.reserve_now(res(9))
+    assert rows(path) == [(4, 0), (9, 1)]
+    core.cancel_reservation(4)
+    assert rows(path) == [(9, 1)]
+
+
+def test_database_is_wal_with_full_sync(tmp_path: Path) -> None:
+    store = ReservationStore(tmp_path / "res.db")
+    assert store._db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert store._db.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+
+
+def test_reload_keeps_order_and_rebuilds_the_leds(tmp_path: Path) -> None:
+    path = tmp_path / "res.db"
+    clock = FakeClock()
+    first = ReservationCore(SITE, clock=clock, store=ReservationStore(path))
+    first.reserve_now(res(1, "a", evse=3))
+    first.reserve_now(res(2, "b"))
+    first.reserve_now(res(3, "c"))
+    seen = Recorder()
+    second = ReservationCore(SITE, clock=clock, store=ReservationStore(path), listener=seen)
+    assert second.reservations() == first.reservations()
+    assert second.reserved_evses() == first.reserved_evses() == {1, 2, 3}
+    assert seen == [EvseReservedChanged(1, True), EvseReservedChanged(2, True), EvseReservedChanged(3, True)]
+    assert second.matches_reserved_identifier("A", 3) == 1
+
+
+def test_reload_ends_expired_and_no_longer_possible(tmp_path: Path) -> None:
+    path = tmp_path / "res.db"
+    clock = FakeClock()
+    first = ReservationCore(SITE, clock=clock, store=ReservationStore(path))
+    first.reserve_now(res(1, evse=1, minutes=60))
+    first.reserve_now(res(2, minutes=5))
+    first.reserve_now(res(3, evse=2, minutes=60))
+    clock.advance(10 * 60)
+    second = ReservationCore(SITE, clock=clock, store=ReservationStore(path), states={(1, 1): ConnectorState.FAULTED})
+    assert [r.reservation_id for r in second.reservations()] == [3]
+    ends = [e for e in second.startup_events if not isinstance(e, EvseReservedChanged)]
+    assert ends == [
+        ReservationEnd(ReservationEndReason.EXPIRED, 2),
+        ReservationUpdateStatus(2, ReservationUpdate.EXPIRED),
+        ReservationEnd(ReservationEndReason.CANCELLED, 1, 1),
+        ReservationUpdateStatus(1, ReservationUpdate.REMOVED),
+    ]
+    assert rows(path) == [(3, 2)]
+
+
+def test_stored_reservation_for_a_removed_evse_is_cancelled(tmp_path: Path) -> None:
+    path = tmp_path / "res.db"
+    ReservationCore(SITE, clock=FakeClock(), store=ReservationStore(path)).reserve_now(res(1, evse=3))
+    smaller = ReservationCore(site((T2,)), clock=FakeClock(), store=ReservationStore(path))
+    assert smaller.reservations() == []
+    assert ReservationEnd(ReservationEndReason.CANCELLED, 1, 3) in smaller.startup_events
+
+
+def test_garbage_file_is_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "res.db"
+    path.write_bytes(b"this is not a database, just bytes" * 100)
+    with pytest.raises(StoreError, match=r"res\.db: not a usable reservation database"):
+        ReservationStore(path)
+    assert path.read_bytes().startswith(b"this is not")  # untouched
+
+
+def test_foreign_sqlite_file_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "other.db"
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE songs (title TEXT)")
+    with pytest.raises(StoreError, match=r"another application .*tables: songs"):
+        ReservationStore(path)
+
+
+def test_future_schema_version_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "res.db"
+    ReservationStore(path).close()
+    with sqlite3.connect(path) as db:
+        db.execute("PRAGMA user_version=99")
+    with pytest.raises(StoreError, match="schema version 99"):
+        ReservationStore(path)
+
+
+def test_unreadable_row_is_quarantined_not_lost(tmp_path: Path) -> None:
+    path = tmp_path / "res.db"
+    core = ReservationCore(SITE, clock=FakeClock(), store=ReservationStore(path))
+    core.reserve_now(res(1))
+    core.reserve_now(res(2))
+    bad = json.dumps({"reservation_id": 2, "id_token": "", "expiry_time": "soon"})
+    with sqlite3.connect(path) as db:
+        db.execute("UPDATE reservations SET payload = ? WHERE reservation_id = 2", (bad,))
+    store = ReservationStore(path)
+    again = ReservationCore(SITE, clock=FakeClock(), store=store)
+    assert [r.reservation_id for r in again.reservations()] == [1]
+    assert len(again.startup_problems) == 1
+    assert (
+        "stored reservation 2" in again.startup_problems[0]
+        and "id_token: must not be empty" in again.startup_problems[0]
+    )
+    assert store.quarantined() == [(bad, "id_token: must not be empty")]

@@ -14,8 +14,9 @@ from collections.abc import Callable, Mapping, Sequence
 
 from controller.types import ConnectorType
 
-# free EVSE id -> types of its Available connectors; a global car list -> feasible?
-FreeEvses = Mapping[int, frozenset[ConnectorType]]
+# Free EVSEs grouped by the types of their Available connectors: {types: how many EVSEs}.
+# EVSEs with the same Available types are interchangeable, so this is all a decision needs.
+FreeEvses = Mapping[frozenset[ConnectorType], int]
 Feasibility = Callable[[Sequence[ConnectorType], FreeEvses], bool]
 
 
@@ -32,15 +33,15 @@ def is_feasible(cars: Sequence[ConnectorType], free: FreeEvses) -> bool:
     """True iff every arrival order and every choice of free EVSE lets each car charge."""
     if not cars:
         return True
-    if len(cars) > len(free):
+    if len(cars) > sum(free.values()):
         return False
     counts = Counter(cars)
     wanted = list(counts)
     classes: Counter[frozenset[ConnectorType]] = Counter()
-    for available in free.values():
+    for available, n in free.items():
         signature = frozenset(t for t in wanted if serves(available, t))
-        if signature:
-            classes[signature] += 1
+        if signature and n > 0:
+            classes[signature] += n
     for t in wanted:
         target = sum(size for sig, size in classes.items() if t in sig)
         if target == 0:

@@ -9,6 +9,7 @@ after the change is durable.
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -95,6 +96,7 @@ class ReservationCore:
             if len(set(ids)) != len(ids):
                 raise ValueError(f"evse {evse_id}: connector ids are not unique: {ids}")
             self._evses[evse_id] = connectors
+        self._types_of = {e: frozenset(c.type for c in cs) for e, cs in self._evses.items()}
         self._clock = clock
         self._store = store
         self._feasible_fn = feasibility
@@ -110,6 +112,8 @@ class ReservationCore:
         self._reserved: frozenset[int] = frozenset()
         self._global_part: frozenset[int] = frozenset()
         self._depth = 0
+        self._dirty = True  # something that decides the reserved indication changed
+        self._groups_cache: Counter[frozenset[ConnectorType]] | None = None  # free EVSEs minus specific ones
         self._expired_now: list[ReservationEnd] = []
         self.startup_events: list[CoreEvent] = []
         self.startup_problems: list[str] = []
@@ -121,6 +125,7 @@ class ReservationCore:
             for evse_id in plugged:
                 self._check_evse(evse_id)
                 self._plugged.add(evse_id)
+                self._changed()
         self._listeners = [cb for cb in self._listeners if cb != self.startup_events.append]
 
     # ------------------------------------------------------------ events and operations
@@ -162,9 +167,11 @@ class ReservationCore:
             self._store.delete(rid)
         if reservation.evse_id is not None and self._specific.get(reservation.evse_id) is reservation:
             del self._specific[reservation.evse_id]
+            self._changed()
             self._ended_at[reservation.evse_id] = reason
         else:
             self._global.remove(reservation)
+            self._dirty = True
         self._seq.pop(rid, None)
         log.info("reservation %d ended: %s", rid, reason.value)
         self._pending.append(ReservationEnd(reason, rid, reservation.evse_id))
@@ -204,14 +211,39 @@ class ReservationCore:
         )
 
     def _has_type(self, evse_id: int, wanted: ConnectorType | None) -> bool:
-        return any(types_compatible(c.type, wanted) for c in self._evses[evse_id])
+        types = self._types_of[evse_id]
+        return wanted is None or wanted is ConnectorType.Unknown or ConnectorType.Unknown in types or wanted in types
+
+    def _changed(self) -> None:
+        """States, plugs or EVSE-specific reservations changed: drop what was derived from them."""
+        self._dirty = True
+        self._groups_cache = None
+
+    def _free_groups(self, taken: frozenset[int]) -> Counter[frozenset[ConnectorType]]:
+        """Free EVSEs, not in ``taken``, grouped by the types of their Available connectors."""
+        specific = self._specific.keys()
+        if taken.issuperset(specific):
+            if self._groups_cache is None:
+                self._groups_cache = Counter(
+                    self._available_types(e) for e in self._evses if e not in specific and self._is_free(e, ())
+                )
+            groups = self._groups_cache
+            extra = [e for e in taken if e not in specific and self._is_free(e, ())]
+            if not extra:
+                return groups
+            groups = groups.copy()
+            for e in extra:
+                groups[self._available_types(e)] -= 1
+            return groups
+        return Counter(self._available_types(e) for e in self._evses if self._is_free(e, taken))
 
     def _feasible(self, cars: Sequence[ConnectorType], taken: frozenset[int]) -> bool:
         """Every global car can charge with ``taken`` EVSEs held by EVSE-specific reservations."""
         if len(cars) + len(taken) > len(self._evses):
             return False
-        free = {e: self._available_types(e) for e in self._evses if self._is_free(e, taken)}
-        return self._feasible_fn(cars, free)
+        if not cars:
+            return True
+        return self._feasible_fn(cars, self._free_groups(taken))
 
     def _global_types(self) -> list[ConnectorType]:
         return [r.wanted_type for r in self._global]
@@ -263,8 +295,10 @@ class ReservationCore:
         self._seq[r.reservation_id] = seq
         if r.evse_id is not None:
             self._specific[r.evse_id] = r
+            self._changed()
         else:
             self._global.append(r)
+            self._dirty = True
 
     def _reload(self) -> None:
         """Re-make stored reservations in arrival order; end the expired and the impossible."""
@@ -319,6 +353,9 @@ class ReservationCore:
         return frozenset(held), available
 
     def _refresh_indication(self) -> None:
+        if not self._dirty:
+            return
+        self._dirty = False
         global_part, available = self._compute_global_part()
         now_reserved = frozenset(self._specific) | global_part
         for evse_id in sorted(self._reserved | now_reserved):
@@ -391,6 +428,7 @@ class ReservationCore:
         if self._states[key] is state:
             return
         self._states[key] = state
+        self._changed()
         if state is ConnectorState.AVAILABLE:
             return
         own = self._specific.get(evse_id)
@@ -408,6 +446,7 @@ class ReservationCore:
                 self._plugged.add(evse_id)
             else:
                 self._plugged.discard(evse_id)
+            self._changed()
 
     # ------------------------------------------------------------ public: questions
 

@@ -34,8 +34,18 @@ def _can_virtual_car_arrive(
     return possible
 
 
-def oracle_is_feasible(cars: Sequence[ConnectorType], free: Mapping[int, frozenset[ConnectorType]]) -> bool:
+def expand(groups: Mapping[frozenset[ConnectorType], int]) -> dict[int, frozenset[ConnectorType]]:
+    """One entry per free EVSE (numbered here) from the core's {Available types: count} groups."""
+    free: dict[int, frozenset[ConnectorType]] = {}
+    for available, n in groups.items():
+        for _ in range(n):
+            free[len(free) + 1] = available
+    return free
+
+
+def oracle_is_feasible(cars: Sequence[ConnectorType], groups: Mapping[frozenset[ConnectorType], int]) -> bool:
     """True iff for every order of cars and every choice each car finds a free compatible EVSE."""
     if not cars:
         return True
+    free = expand(groups)
     return all(_can_virtual_car_arrive(frozenset(), order, free) for order in set(permutations(cars)))

@@ -1,0 +1,118 @@
+"""The controller's configuration: one TOML file read into a frozen, typed ``ChargerConfig``.
+
+Every problem in the file is collected and reported on one line each, naming the file, the key
+path and what is wrong, so an installer fixes them all in one round. Relative paths: ``state_dir``
+against the current directory at start (made absolute when loaded), a meter ``map`` file against
+the folder of the config file.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+import tomllib
+from importlib import resources
+from pathlib import Path
+
+from controller.config_build import Builder, one_line
+from controller.config_model import (
+    MAX_TOKEN_LENGTH,
+    MIN_TOKEN_LENGTH,
+    ApiConfig,
+    ChargerConfig,
+    ConfigError,
+    ControllerConfig,
+    EvseConfig,
+    MeterConfig,
+    PinFactory,
+    RfidConfig,
+    is_loopback,
+    is_sim_meter_url,
+    parse_bind,
+)
+from controller.config_schema import normalize_pin
+
+__all__ = [
+    "MAX_TOKEN_LENGTH",
+    "MIN_TOKEN_LENGTH",
+    "ApiConfig",
+    "ChargerConfig",
+    "ConfigError",
+    "ControllerConfig",
+    "EvseConfig",
+    "MeterConfig",
+    "PinFactory",
+    "RfidConfig",
+    "check_config_main",
+    "is_loopback",
+    "is_sim_meter_url",
+    "load_config",
+    "load_sim_default",
+    "normalize_pin",
+    "parse_bind",
+    "parse_config",
+    "parse_config_data",
+]
+
+SIM_DEFAULT_RESOURCE = "sim_default.toml"
+
+
+def parse_config(text: str, *, source: str, base_dir: str | Path | None = None) -> ChargerConfig:
+    """Parse and validate TOML text; ``source`` names it in messages, ``base_dir`` anchors map paths."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([f"{source}: {_toml_problem(str(exc), text)}"]) from None
+    except RecursionError:
+        raise ConfigError([f"{source}: invalid TOML: nested too deeply"]) from None
+    except ValueError as exc:  # e.g. an integer longer than Python converts
+        raise ConfigError([f"{source}: invalid TOML: {one_line(str(exc))}"]) from None
+    return parse_config_data(data, source=source, base_dir=base_dir)
+
+
+def parse_config_data(data: object, *, source: str, base_dir: str | Path | None = None) -> ChargerConfig:
+    """Validate already-parsed data shaped like the TOML file (tests, other front ends)."""
+    return Builder(source, Path(base_dir) if base_dir is not None else Path.cwd()).build(data)
+
+
+def load_config(path: str | Path) -> ChargerConfig:
+    """Read and validate a config file; map paths in it are relative to its folder."""
+    source = str(path)
+    try:
+        text = Path(path).read_bytes().decode("utf-8")
+    except FileNotFoundError:
+        raise ConfigError([f"{source}: cannot read config file: no such file"]) from None
+    except IsADirectoryError:
+        raise ConfigError([f"{source}: cannot read config file: it is a directory"]) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError([f"{source}: cannot read config file: not UTF-8 text (byte {exc.start})"]) from None
+    except (OSError, ValueError) as exc:
+        raise ConfigError([f"{source}: cannot read config file: {one_line(str(exc))}"]) from None
+    return parse_config(text, source=source, base_dir=Path(path).parent)
+
+
+def load_sim_default() -> ChargerConfig:
+    """The embedded simulated charger of ``run --sim`` (``controller/sim_default.toml``)."""
+    text = resources.files("controller").joinpath(SIM_DEFAULT_RESOURCE).read_text(encoding="utf-8")
+    return parse_config(text, source=f"controller/{SIM_DEFAULT_RESOURCE}")
+
+
+def check_config_main(path: str) -> int:
+    """``charger-controller check-config FILE``: "FILE: OK (...)" on stdout and 0, or every problem on stderr and 1."""
+    try:
+        config = load_config(path)
+    except ConfigError as exc:
+        print(str(exc), file=sys.stderr)
+        return 1
+    print(f"{path}: OK ({config.summary()})")
+    return 0
+
+
+def _toml_problem(message: str, text: str) -> str:
+    """tomllib's "Invalid value (at line 12, column 5)" as "line 12: invalid TOML: Invalid value (column 5)"."""
+    if match := re.search(r"\s*\(at line (\d+), column (\d+)\)$", message):
+        return f"line {match.group(1)}: invalid TOML: {message[:match.start()]} (column {match.group(2)})"
+    if match := re.search(r"\s*\(at end of document\)$", message):
+        last_line = max(1, len(text.splitlines()))
+        return f"line {last_line}: invalid TOML: {message[:match.start()]} (at the end of the file)"
+    return f"invalid TOML: {one_line(message)}"

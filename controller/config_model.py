@@ -1,0 +1,197 @@
+"""The validated configuration as the runtime consumes it: frozen dataclasses, and ConfigError.
+
+GPIO sections are the drivers' own dataclasses, meter buses ``BusConfig``s and connectors
+``controller.types.Connector``; nothing here reads a file (see ``controller.config``).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+
+from controller.config_schema import describe_value
+from controller.types import Connector, ConnectorState
+from drivers.gpio.config import ContactorConfig, IndicatorConfig, LockConfig, PlugConfig
+from drivers.meter_map import MeterMap
+from drivers.modbus_bus import BusConfig
+
+MIN_TOKEN_LENGTH = 16  # token rules of the API (controller.api.create_app): 16..512 printable ASCII, no spaces
+MAX_TOKEN_LENGTH = 512
+LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
+_SIM_METER_URL = re.compile(r"socket://[^/]+:0")
+_LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_HOSTNAME = re.compile(rf"(?=.{{1,253}}$){_LABEL}(\.{_LABEL})*")
+
+
+class ConfigError(ValueError):
+    """The configuration cannot be used; ``problems`` holds one line per problem found."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = list(problems)
+        super().__init__("\n".join(self.problems))
+
+
+class PinFactory(StrEnum):
+    """gpiozero pin backends we accept; no silent fallback between them (fail closed)."""
+
+    LGPIO = "lgpio"
+    RPIGPIO = "rpigpio"
+    NATIVE = "native"
+    MOCK = "mock"  # simulated pins: only with ``simulated = true``
+
+
+@dataclass(frozen=True, slots=True)
+class ControllerConfig:
+    """Site-wide settings: state directory (absolute), pin backend, thresholds (A) and times (s)."""
+
+    state_dir: Path
+    pin_factory: PinFactory
+    simulated: bool
+    current_threshold_a: float
+    fault_hold_s: float
+    authorize_timeout_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class ApiConfig:
+    """Where the HTTP API listens; ``access_token`` None means no token (loopback only)."""
+
+    host: str  # IPv6 without brackets
+    port: int
+    access_token: str | None
+
+    @property
+    def loopback(self) -> bool:
+        """Whether only this machine can reach the API."""
+        return is_loopback(self.host)
+
+    @property
+    def bind(self) -> str:
+        """``host:port`` as written in the file (IPv6 in brackets)."""
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+@dataclass(frozen=True, slots=True)
+class MeterConfig:
+    """An EVSE's energy meter: bus name, unit id, loaded register map, polling and stale limit (s)."""
+
+    bus: str
+    unit_id: int
+    meter_map: MeterMap
+    poll_interval_s: float
+    stale_after_s: float
+    fault_state: ConnectorState  # FAULTED or UNAVAILABLE when readings go stale
+
+
+@dataclass(frozen=True, slots=True)
+class RfidConfig:
+    """An EVSE's RFID reader: serial port or pyserial URL and SerialTokenReader options."""
+
+    port: str
+    baudrate: int
+    repeat_suppress_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class EvseConfig:
+    """One EVSE: connectors, driver options of its hardware, and whether a reservation locks it."""
+
+    id: int
+    connectors: tuple[Connector, ...]
+    contactor: ContactorConfig
+    plug: PlugConfig
+    indicator: IndicatorConfig
+    lock: LockConfig | None  # None: tethered cable, no lock
+    meter: MeterConfig | None
+    rfid: RfidConfig | None
+    lock_when_reserved: bool  # always False without a lock
+
+
+@dataclass(frozen=True, slots=True)
+class ChargerConfig:
+    """The whole validated configuration, as the runtime consumes it."""
+
+    source: str
+    controller: ControllerConfig
+    api: ApiConfig
+    meter_buses: tuple[BusConfig, ...]
+    evses: tuple[EvseConfig, ...]
+
+    def evse(self, evse_id: int) -> EvseConfig:
+        """The EVSE with this id (KeyError if none)."""
+        for evse in self.evses:
+            if evse.id == evse_id:
+                return evse
+        raise KeyError(evse_id)
+
+    def bus(self, name: str) -> BusConfig:
+        """The meter bus with this name (KeyError if none)."""
+        for bus in self.meter_buses:
+            if bus.name == name:
+                return bus
+        raise KeyError(name)
+
+    def summary(self) -> str:
+        """What the file sets up, for ``check-config``."""
+        counts = [
+            _plural(len(self.evses), "EVSE"),
+            _plural(sum(len(e.connectors) for e in self.evses), "connector"),
+            _plural(len(self.meter_buses), "meter bus", "meter buses"),
+            _plural(sum(e.meter is not None for e in self.evses), "meter"),
+            _plural(sum(e.rfid is not None for e in self.evses), "RFID reader"),
+        ]
+        mode = ", simulated" if self.controller.simulated else ""
+        return f"{', '.join(counts)}, pins via {self.controller.pin_factory}{mode}, API on {self.api.bind}"
+
+
+def _plural(count: int, one: str, many: str | None = None) -> str:
+    return f"{count} {one if count == 1 else many or one + 's'}"
+
+
+def is_loopback(host: str) -> bool:
+    """127.0.0.0/8, ::1 (also IPv4-mapped) and the localhost names: as ``controller.api_auth`` decides it."""
+    if host.lower() in LOOPBACK_NAMES:
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped.is_loopback
+    return address.is_loopback
+
+
+def is_sim_meter_url(url: str) -> bool:
+    """``socket://host:0``: the runtime starts a simulated meter server on a free port for this bus."""
+    return _SIM_METER_URL.fullmatch(url) is not None
+
+
+def parse_bind(text: str) -> tuple[str, int]:
+    """``host:port`` or ``[v6]:port`` -> (host, port); ValueError saying what is wrong."""
+    if text.startswith("["):
+        host, sep, port_text = text[1:].partition("]:")
+        if not sep:
+            raise ValueError(f"expected [address]:port for IPv6, got {describe_value(text)}")
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            raise ValueError(f"{describe_value(host)} is not an IPv6 address") from None
+    else:
+        host, sep, port_text = text.rpartition(":")
+        if not sep or not host:
+            raise ValueError(f'expected host:port (e.g. "127.0.0.1:8080"), got {describe_value(text)}')
+        if ":" in host:
+            raise ValueError(f'put an IPv6 address in brackets (e.g. "[::1]:8080"), got {describe_value(text)}')
+        if re.fullmatch(r"[\d.]+", host):
+            try:
+                ipaddress.IPv4Address(host)
+            except ValueError:
+                raise ValueError(f"{describe_value(host)} is not an IPv4 address") from None
+        elif not _HOSTNAME.fullmatch(host):
+            raise ValueError(f"{describe_value(host)} is not a host name or address")
+    if not port_text.isascii() or not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
+        raise ValueError(f"port must be 1..65535, got {describe_value(port_text)}")
+    return host, int(port_text)

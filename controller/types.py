@@ -123,6 +123,7 @@ def types_compatible(connector: ConnectorType, wanted: ConnectorType | None) -> 
 
 _RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$")
 MAX_TOKEN_LENGTH = 255
+MAX_ID = 2**31 - 1  # OCPP ids are 32-bit signed integers
 
 
 def parse_rfc3339(field: str, value: object) -> datetime:
@@ -139,7 +140,10 @@ def parse_rfc3339(field: str, value: object) -> datetime:
         parsed = datetime.fromisoformat(text.replace("z", "Z"))
     except ValueError as exc:
         raise FormatError(field, f"{value!r} is not a valid date-time: {exc}") from exc
-    return parsed.astimezone(UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:
+        raise FormatError(field, f"{value!r} is out of range once converted to UTC") from None
 
 
 def format_rfc3339(value: datetime) -> str:
@@ -153,6 +157,8 @@ def _id(field: str, value: object) -> int:
         raise FormatError(field, f"must be a non-negative integer, got {value!r}")
     if value < 0:
         raise FormatError(field, f"must be a non-negative integer, got {value}")
+    if value > MAX_ID:
+        raise FormatError(field, f"must be at most {MAX_ID} (a 32-bit id), got {value}")
     return value
 
 

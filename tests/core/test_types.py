@@ -58,6 +58,8 @@ def test_nanosecond_fraction_is_truncated_not_refused() -> None:
         ({"reservation_id": -1}, "reservation_id", "non-negative integer"),
         ({"reservation_id": 1.5}, "reservation_id", "non-negative integer"),
         ({"evse_id": -3}, "evse_id", "non-negative integer"),
+        ({"reservation_id": 2**31}, "reservation_id", "at most 2147483647"),
+        ({"expiry_time": "0001-01-01T00:00:00+01:00"}, "expiry_time", "out of range"),
         ({"evse_id": "1"}, "evse_id", "non-negative integer"),
         ({"id_token": ""}, "id_token", "must not be empty"),
         ({"id_token": "   "}, "id_token", "must not be empty"),

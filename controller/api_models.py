@@ -1,0 +1,186 @@
+"""Pydantic models that document the HTTP API's bodies in ``/openapi.json``.
+
+They describe, they do not validate requests: request bodies are parsed by the same
+``from_dict`` functions as everywhere else (controller.types), so one set of rules applies.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from controller.facade import SimFaultKind, TokenVerdict
+from controller.types import (
+    MAX_TOKEN_LENGTH,
+    ConnectorState,
+    ConnectorType,
+    ReservationCheckStatus,
+    ReservationResult,
+)
+
+_TOKEN = Field(min_length=1, max_length=MAX_TOKEN_LENGTH, description="id token, compared case-insensitively")
+
+
+class ErrorOut(BaseModel):
+    """Every 4xx/5xx body: what went wrong, and the offending field when there is one."""
+
+    error: str
+    field: str | None = None
+
+
+class ReservationBody(BaseModel):
+    """The seed's Reservation; without evse_id/connector_type it is the previous shape (a global reservation)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reservation_id: int = Field(ge=0)
+    id_token: str = _TOKEN
+    expiry_time: datetime = Field(description="RFC3339 with an offset, e.g. 2026-01-01T12:00:00Z")
+    parent_id_token: str | None = Field(default=None, min_length=1, max_length=MAX_TOKEN_LENGTH)
+    evse_id: int | None = Field(default=None, ge=0, description="absent: a global reservation")
+    connector_type: ConnectorType | None = Field(default=None, description="absent or Unknown: any connector")
+
+
+class ReservationCheckBody(BaseModel):
+    """The seed's ReservationCheck: is there a reservation for this token (at this EVSE)?"""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id_token: str = _TOKEN
+    evse_id: int | None = Field(default=None, ge=0)
+    group_id_token: str | None = Field(default=None, min_length=1, max_length=MAX_TOKEN_LENGTH)
+
+
+class TokenIn(BaseModel):
+    """A token presented at an EVSE, as an RFID reader would."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id_token: str = _TOKEN
+
+
+class SimFaultIn(BaseModel):
+    """A fault to inject into (or clear from) the simulated plant."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    evse_id: int = Field(ge=0)
+    kind: SimFaultKind
+
+
+class ReserveOut(BaseModel):
+    """Answer to ``POST /reservations``."""
+
+    result: ReservationResult
+
+
+class CancelOut(BaseModel):
+    """Answer to ``DELETE /reservations/{id}``: false when no such live reservation."""
+
+    cancelled: bool
+
+
+class ReservationsOut(BaseModel):
+    """Live reservations in arrival order."""
+
+    reservations: list[ReservationBody]
+
+
+class CheckOut(BaseModel):
+    """Answer to ``POST /reservations/check``."""
+
+    status: ReservationCheckStatus
+
+
+class TokenOutcomeOut(BaseModel):
+    """What presenting a token led to (controller.facade.TokenOutcome)."""
+
+    evse_id: int
+    may_charge: bool
+    verdict: TokenVerdict
+    reason: str
+    reservation_id: int | None
+
+
+class EnabledOut(BaseModel):
+    """An EVSE after an operator enable/disable."""
+
+    evse_id: int
+    enabled: bool
+
+
+class SimActionOut(BaseModel):
+    """A simulated-plant action that was carried out."""
+
+    evse_id: int
+    action: Literal["plug", "unplug", "fault"]
+    kind: SimFaultKind | None = None
+
+
+class StatusLedOut(BaseModel):
+    """The status LED's colour and pattern."""
+
+    model_config = ConfigDict(extra="allow")
+
+    color: str
+    pattern: str
+
+
+class ConnectorOut(BaseModel):
+    """One connector of an EVSE."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: int
+    type: ConnectorType
+    state: ConnectorState
+
+
+class EvseStatusOut(BaseModel):
+    """One EVSE's entry of the status document (the runtime may add fields)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: int
+    state: ConnectorState
+    plugged_in: bool
+    reserved: bool
+    reserved_led: Literal["on", "off", "blink"]
+    status_led: StatusLedOut | None
+    lock: Literal["locked", "unlocked", "moving", "fault"]
+    contactor: Literal["open", "closed"]
+    charging: bool
+    power_w: float | None
+    faults: list[str]
+    connectors: list[ConnectorOut]
+
+
+class StatusOut(BaseModel):
+    """``GET /status``: every EVSE, then the live reservations."""
+
+    model_config = ConfigDict(extra="allow")
+
+    evses: list[EvseStatusOut]
+    reservations: list[ReservationBody]
+
+
+def request_body(model: type[BaseModel]) -> dict[str, Any]:
+    """``openapi_extra`` that documents a JSON request body without FastAPI validating it."""
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{model.__name__}"}}},
+        }
+    }
+
+
+def request_schemas(models: list[type[BaseModel]]) -> dict[str, Any]:
+    """Component schemas for request models (and the enums they use), keyed as ``request_body`` refers to them."""
+    out: dict[str, Any] = {}
+    for model in models:
+        schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        out.update(schema.pop("$defs", {}))
+        out[model.__name__] = schema
+    return out

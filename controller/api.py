@@ -211,7 +211,10 @@ def _sim_routes(charger: Charger) -> APIRouter:
         """Simulation: the car unplugs."""
         sim = _sim(charger, request)
         _known(charger, evse_id)
-        await sim.unplug(evse_id)
+        try:
+            await sim.unplug(evse_id)
+        except PermissionError as exc:  # the plant refuses, like a real locked socket
+            raise ApiError(409, str(exc), "evse_id") from None
         return JSONResponse({"evse_id": evse_id, "action": "unplug", "kind": None})
 
     @router.post(
@@ -225,7 +228,10 @@ def _sim_routes(charger: Charger) -> APIRouter:
         sim = _sim(charger, request)
         evse_id, kind = _fault_body(await read_json(request))
         _known(charger, evse_id)
-        await sim.fault(evse_id, kind)
+        try:
+            await sim.fault(evse_id, kind)
+        except ValueError as exc:  # e.g. a lock jam on an EVSE without a lock
+            raise ApiError(409, str(exc), "kind") from None
         return JSONResponse({"evse_id": evse_id, "action": "fault", "kind": kind.value})
 
     return router

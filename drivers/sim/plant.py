@@ -102,6 +102,8 @@ class SimPlant:
     async def unplug(self, evse_id: int) -> None:
         """The EV's plug comes out (a locked plug cannot: the sim refuses, like the real socket)."""
         sim = self._evse(evse_id)
+        if not sim.plugged:
+            return
         if sim.lock is not None and sim.lock.locked:
             raise PermissionError(f"evse {evse_id}: the plug is locked in")
         sim.plug.unplug()

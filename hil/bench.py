@@ -1,0 +1,82 @@
+"""The bench as scenarios need it: a DUT reached over HTTP, a plant to act on, lines recorded on a timeline.
+
+``BenchDriver`` is the small interface a bench implements; ``SimBench`` (hil.sim_bench) runs the
+real controller in this process on mock pins, ``RealBench`` (hil.real_bench) is a harness Pi
+wired to a DUT Pi. Scenarios never see the driver directly: they use ``hil.harness.Bench``.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Protocol
+
+from hil.dut_api import DutApi
+from hil.profile import BenchProfile
+from hil.timeline import Timeline
+
+
+class PlantFault(StrEnum):
+    """Faults the plant can play."""
+
+    WELD = "weld"  # the main contacts weld: the aux contact stays closed whatever the coil does
+    LOCK_JAM = "lock_jam"  # the lock motor turns, the bolt does not move
+    METER_SILENT = "meter_silent"  # the meter stops answering
+    METER_LATE = "meter_late"  # the meter answers later than the DUT waits
+    METER_CRC = "meter_crc"  # the meter's answers arrive with a broken CRC
+    CLEAR = "clear"  # the plant is healthy again (a latched weld on the DUT stays: that needs an operator)
+
+
+class BenchDriver(Protocol):
+    """One bench. Each scenario runs between ``open`` and ``close``; the driver records every line.
+
+    Line traces are keyed ``evse{N}.{role}`` (roles from hil.profile), the plant's meter current
+    ``evse{N}.meter_current``; values are 0/1 for logic lines ("on" = 1, whatever the wire's
+    polarity), the PWM duty for a dimmed status LED, amperes for the current.
+    """
+
+    profile: BenchProfile
+    api: DutApi
+
+    async def open(self, timeline: Timeline) -> None:
+        """Bring the DUT to a clean start (fresh on sim, reset on a real bench) and start recording."""
+        ...
+
+    async def close(self) -> None:
+        """Stop recording and leave the bench safe (contactor open, plant healthy)."""
+        ...
+
+    async def restart_dut(self, down_s: float) -> None:
+        """Power the DUT off for about ``down_s`` seconds and wait until its API answers again."""
+        ...
+
+    async def plug(self, evse_id: int) -> None:
+        """The EV's plug goes in."""
+        ...
+
+    async def unplug(self, evse_id: int) -> None:
+        """The EV's plug comes out."""
+        ...
+
+    async def bounce_plug(self, evse_id: int, plugged: bool, edges: int, interval_s: float) -> float:
+        """The plug contact chatters ``edges`` times, ``interval_s`` apart, then settles; returns when it settled
+        (monotonic seconds)."""
+        ...
+
+    async def fault(self, evse_id: int, kind: PlantFault, *, delay_s: float = 0.0) -> None:
+        """Play a fault (``delay_s``: how late a late meter answers)."""
+        ...
+
+    def set_demand(self, evse_id: int, current_a: float) -> None:
+        """The current the EV draws while the contacts are closed."""
+        ...
+
+
+def make_driver(profile: BenchProfile) -> BenchDriver:
+    """The driver for a profile's kind (the real one is imported only when asked for)."""
+    if profile.kind == "sim":
+        from hil.sim_bench import SimBench
+
+        return SimBench(profile)
+    from hil.real_bench import RealBench
+
+    return RealBench(profile)

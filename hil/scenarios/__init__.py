@@ -1,0 +1,1 @@
+"""The scenario suite, one module per theme: reservations, faults, restart, competition."""

@@ -1,0 +1,274 @@
+"""The simulated bench: the real controller (DUT) in this process on MockFactory pins and simulated meters.
+
+The DUT is ``controller.app.build`` on the profile's DUT configuration, with its HTTP API served on
+127.0.0.1 so scenarios talk to it exactly as on a real bench. The plant is the one the sim build
+wires to the DUT's pins (drivers.sim: contactor aux after a delay, lock switch after the travel,
+the plug, meters on a Modbus server). The harness reads every line from the pins' own state
+histories (``MockPin.states``), so edge times are exact whatever the polling rate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from controller.api import create_app
+from controller.api_server import ApiServer
+from controller.app import Built, build
+from drivers.sim.plant import SimPlant
+from hil.bench import PlantFault
+from hil.dut_api import DutApi
+from hil.profile import ROLE_LABELS, BenchProfile, LineSpec
+from hil.timeline import Timeline
+
+log = logging.getLogger(__name__)
+
+POLL_S = 0.005
+
+
+class MockLineProbe:
+    """Reads one mock pin's state history incrementally, with each change's monotonic time."""
+
+    def __init__(self, pin: Any, spec: LineSpec) -> None:
+        self.pin = pin
+        self.spec = spec
+        # MockPin keeps each change's delta to the previous one and the time of the last change
+        # (``_last_change``, gpiozero 2.0.1); from that, every later change gets its absolute time.
+        while True:  # another thread may append while we look: read until consistent
+            last = pin._last_change
+            count = len(pin.states)
+            if pin._last_change == last and len(pin.states) == count:
+                break
+        self._count = count
+        self._t = float(last)
+        self._value = self.level(pin.states[count - 1].state)
+
+    def level(self, raw: Any) -> float:
+        """Electrical state as "on" level: 1.0 on, 0.0 off; a PWM duty for dimmed LEDs."""
+        value = float(raw)
+        return value if self.spec.active_high else 1.0 - value
+
+    def initial(self) -> tuple[float, float]:
+        """(monotonic time, value) the pin has as the probe attaches."""
+        return self._t, self._value
+
+    def poll(self) -> list[tuple[float, float]]:
+        """Changes since the last poll, as (monotonic time, value)."""
+        states = self.pin.states
+        count = len(states)
+        out = []
+        for state in states[self._count : count]:
+            self._t += state.timestamp
+            out.append((self._t, self.level(state.state)))
+        self._count = count
+        return out
+
+
+class SimBench:
+    """Implements hil.bench.BenchDriver with the DUT and its plant in this process."""
+
+    def __init__(self, profile: BenchProfile) -> None:
+        if profile.kind != "sim":
+            raise ValueError(f"{profile.source}: SimBench needs a sim profile")
+        self.profile = profile
+        self.api = DutApi("http://127.0.0.1:0")
+        self.built: Built | None = None
+        self._server: ApiServer | None = None
+        self._serving: asyncio.Task[None] | None = None
+        self._state_dir: Path | None = None
+        self._timeline: Timeline | None = None
+        self._probes: list[tuple[str, MockLineProbe]] = []
+        self._recorder: asyncio.Task[None] | None = None
+        self._port = 0
+
+    # ------------------------------------------------------------ lifecycle
+
+    async def open(self, timeline: Timeline) -> None:
+        """A fresh DUT (empty reservation store) on fresh pins, its API on a free local port."""
+        self._timeline = timeline
+        for evse in self.profile.evses:
+            timeline.palettes[evse.evse_id] = self.profile.timing(evse.evse_id).status_colors
+        self._state_dir = Path(tempfile.mkdtemp(prefix="hil-dut-"))
+        self._port = 0
+        await self._power_on()
+        self._recorder = asyncio.ensure_future(self._record())
+
+    async def close(self) -> None:
+        """Stop recording, then the DUT (contactors open first) and its API."""
+        if self._recorder is not None:
+            self._recorder.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._recorder
+            self._recorder = None
+        self._poll()
+        self._probes = []  # the pins' shutdown is not part of the scenario
+        await self._power_off()
+        if self._state_dir is not None:
+            shutil.rmtree(self._state_dir, ignore_errors=True)
+            self._state_dir = None
+
+    async def restart_dut(self, down_s: float) -> None:
+        """Power-cycle the DUT; its reservation store survives, the plug and lock keep their positions."""
+        plant = self.plant
+        plugged = {i: sim.plugged for i, sim in plant.evses.items()}
+        locked = {i: sim.lock.locked for i, sim in plant.evses.items() if sim.lock is not None}
+        self._poll()
+        self._dark()
+        self._probes = []
+        await self._power_off()
+        await asyncio.sleep(down_s)
+        await self._power_on(plugged=plugged, locked=locked)
+
+    def _dark(self) -> None:
+        """Without power the DUT drives nothing: its outputs read off, the contacts open, no current flows."""
+        timeline = self._timeline
+        assert timeline is not None
+        now = timeline.now()
+        for key, probe in self._probes:
+            if probe.spec.observed or probe.spec.role == "contactor_aux":
+                timeline.record(key, now, 0.0)
+        for evse in self.profile.evses:
+            timeline.record(f"evse{evse.evse_id}.meter_current", now, 0.0)
+
+    async def _power_on(self, plugged: dict[int, bool] | None = None, locked: dict[int, bool] | None = None) -> None:
+        assert self._state_dir is not None
+        built = await build(self.profile.dut_config, state_dir=self._state_dir)
+        self.built = built
+        plant = _plant_of(built)
+        for evse_id, sim in plant.evses.items():  # the world outside the DUT did not reboot with it
+            if locked and locked.get(evse_id) and sim.lock is not None:
+                sim.lock.force(True)
+            if plugged and plugged.get(evse_id):
+                await plant.plug(evse_id)
+            sim.charging_current_a = self.profile.plant.charging_current_a
+        self._attach(built)  # after the plant took its positions: their re-creation is no line change
+        await built.start()
+        app = create_app(built.runtime)
+        server = ApiServer(app, "127.0.0.1", self._port)
+        self._port = server.port  # a restart serves on the same port, as a real DUT keeps its address
+        ready = asyncio.Event()
+        self._server = server
+        self._serving = asyncio.ensure_future(server.run_until(ready=ready))
+        waiting = asyncio.ensure_future(ready.wait())
+        await asyncio.wait({self._serving, waiting}, return_when=asyncio.FIRST_COMPLETED)
+        if self._serving.done():
+            waiting.cancel()
+            self._serving.result()
+        self.api.base_url = server.url
+
+    async def _power_off(self) -> None:
+        if self._server is not None:
+            self._server.stop()
+            if self._serving is not None:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._serving
+            self._server = self._serving = None
+        if self.built is not None:
+            await self.built.stop()
+            self.built = None
+
+    # ------------------------------------------------------------ recording
+
+    def _attach(self, built: Built) -> None:
+        timeline = self._timeline
+        assert timeline is not None
+        self._poll()
+        self._probes = []
+        for evse in self.profile.evses:
+            for role, spec in evse.lines.items():
+                key = f"evse{evse.evse_id}.{role}"
+                timeline.trace(
+                    key,
+                    evse_id=evse.evse_id,
+                    role=role,
+                    label=ROLE_LABELS[role],
+                    kind="observed" if spec.observed else "driven",
+                )
+                probe = MockLineProbe(built.pin_factory.pin(spec.harness), spec)
+                _, value = probe.initial()
+                timeline.record(key, timeline.now(), value)
+                self._probes.append((key, probe))
+            timeline.trace(
+                f"evse{evse.evse_id}.meter_current",
+                evse_id=evse.evse_id,
+                role="meter_current",
+                label="EV current (meter)",
+                kind="plant",
+                unit="A",
+            )
+        self._poll()
+
+    def _poll(self) -> None:
+        timeline = self._timeline
+        if timeline is None:
+            return
+        for key, probe in self._probes:
+            for t, value in probe.poll():
+                timeline.record(key, timeline.rel(t), value)
+        if self.built is not None:
+            now = timeline.now()
+            for evse_id, sim in _plant_of(self.built).evses.items():
+                key = f"evse{evse_id}.meter_current"
+                if key in timeline.traces:
+                    flowing = sim.contactor.contacts_closed and sim.plugged
+                    timeline.record(key, now, sim.charging_current_a if flowing else 0.0)
+
+    async def _record(self) -> None:
+        while True:
+            self._poll()
+            await asyncio.sleep(POLL_S)
+
+    # ------------------------------------------------------------ plant
+
+    @property
+    def plant(self) -> SimPlant:
+        """The running DUT's simulated plant."""
+        if self.built is None:
+            raise RuntimeError("the DUT is off")
+        return _plant_of(self.built)
+
+    async def plug(self, evse_id: int) -> None:
+        await self.plant.plug(evse_id)
+
+    async def unplug(self, evse_id: int) -> None:
+        await self.plant.unplug(evse_id)
+
+    async def bounce_plug(self, evse_id: int, plugged: bool, edges: int, interval_s: float) -> float:
+        plant = self.plant
+        sim = plant.evses[evse_id]
+        settled = await asyncio.to_thread(sim.plug.bounce, plugged, edges, interval_s)
+        sim.plugged = plugged
+        plant.tick()
+        return settled
+
+    async def fault(self, evse_id: int, kind: PlantFault, *, delay_s: float = 0.0) -> None:
+        plant = self.plant
+        sim = plant.evses[evse_id]
+        if kind in (PlantFault.METER_LATE, PlantFault.METER_CRC):
+            if plant.server is None or sim.meter is None:
+                raise ValueError(f"EVSE {evse_id} has no simulated meter")
+            if kind is PlantFault.METER_LATE:
+                plant.server.answer_late(delay_s, [sim.meter.unit_id])
+            else:
+                plant.server.corrupt_crc([sim.meter.unit_id])
+            return
+        await plant.fault(evse_id, kind.value)
+
+    def set_demand(self, evse_id: int, current_a: float) -> None:
+        plant = self.plant
+        plant.evses[evse_id].charging_current_a = current_a
+        plant.tick()
+
+
+def _plant_of(built: Built) -> SimPlant:
+    """The sim build's plant. Built does not expose it, so it is read from the runtime (see the report)."""
+    plant = getattr(built.runtime, "_sim_plant", None)
+    if not isinstance(plant, SimPlant):
+        raise RuntimeError("the DUT configuration is not simulated (controller.simulated = false)")
+    return plant
+

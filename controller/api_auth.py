@@ -7,28 +7,13 @@ present the configured token; the comparison is constant-time so timing reveals 
 from __future__ import annotations
 
 import hmac
-import ipaddress
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from controller.api_errors import error_response
+from controller.config_model import is_loopback
 
-LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
-
-
-def is_loopback(host: str) -> bool:
-    """True for 127.0.0.0/8, ::1 (also IPv4-mapped) and the name localhost."""
-    name = host.strip().strip("[]").lower()
-    if name in LOOPBACK_NAMES:
-        return True
-    try:
-        address = ipaddress.ip_address(name)
-    except ValueError:
-        return False
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        return address.ipv4_mapped.is_loopback
-    return address.is_loopback
-
+__all__ = ["BearerAuth", "is_loopback", "require_token_for_bind"]
 
 def require_token_for_bind(host: str, access_token: str | None) -> None:
     """Refuse to serve the API on a non-loopback address without an access token (ValueError)."""

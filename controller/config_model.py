@@ -152,11 +152,12 @@ def _plural(count: int, one: str, many: str | None = None) -> str:
 
 
 def is_loopback(host: str) -> bool:
-    """127.0.0.0/8, ::1 (also IPv4-mapped) and the localhost names: as ``controller.api_auth`` decides it."""
-    if host.lower() in LOOPBACK_NAMES:
+    """True for 127.0.0.0/8, ::1 (also IPv4-mapped, also in brackets) and the localhost names."""
+    name = host.strip().strip("[]").lower()
+    if name in LOOPBACK_NAMES:
         return True
     try:
-        address = ipaddress.ip_address(host)
+        address = ipaddress.ip_address(name)
     except ValueError:
         return False
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:

@@ -288,7 +288,6 @@ class Runtime:
             if phase is before:
                 break
         e.state = state
-        readings = self._readings(e, now)
         outputs = decide_outputs(
             OutputInputs(
                 state=state,

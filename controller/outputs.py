@@ -116,7 +116,10 @@ def _status_and_lock(i: OutputInputs) -> tuple[StatusColor, StatusPattern, LockP
     if phase in RUNNING or i.state.occupied:
         flowing = i.current_a is not None and abs(i.current_a) > i.current_threshold_a
         pattern = StatusPattern.PULSE if flowing else StatusPattern.STEADY
-        return StatusColor.BLUE, pattern, LockPosition.LOCKED if i.state.plugged and phase in RUNNING else None
+        if i.state.plugged and phase in RUNNING:
+            return StatusColor.BLUE, pattern, LockPosition.LOCKED
+        # an authorized token waits for its car: the socket opens for the plug (a reserved lock releases)
+        return StatusColor.BLUE, pattern, LockPosition.UNLOCKED if phase is Phase.AUTHORIZED else None
     if i.state.unavailable:
         return StatusColor.OFF, StatusPattern.STEADY, LockPosition.UNLOCKED
     if i.reserved:

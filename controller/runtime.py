@@ -50,7 +50,9 @@ from drivers.redact import redact_token
 
 log = logging.getLogger(__name__)
 
-_SESSION_OCCUPIES = (Phase.LOCKING, Phase.CHARGING, Phase.STOPPING)
+# An authorized session holds its EVSE before the plug arrives: otherwise a walk-in could take the
+# EVSE that a just-used global reservation's car is about to plug into (the core would see it free).
+_SESSION_OCCUPIES = (Phase.AUTHORIZED, Phase.LOCKING, Phase.CHARGING, Phase.STOPPING)
 _MAX_TIMER_S = 3600.0  # re-check at least hourly, so a wall-clock jump cannot strand an expiry
 
 

@@ -76,9 +76,7 @@ async def specific_and_global(bench: Bench) -> None:
     await e2.reserved_led.turns_off(within=lag, after=t)
 
 
-@scenario(needs={"lock", "two_evses"}, known_issue=(
-    "controller: an EVSE whose token used a global reservation counts as free until the car is plugged in, so a "
-    "walk-in token is allowed on the other EVSE and the remaining global reservation is then cancelled"))
+@scenario(needs={"lock", "two_evses"})
 async def walk_in_while_reserving_car_plugs(bench: Bench) -> None:
     """While a reserving car is still plugging in at EVSE 2, a walk-in at EVSE 1 must not take the EVSE the other
     global reservation needs."""

@@ -38,11 +38,13 @@ class StartupError(RuntimeError):
 
 @dataclass
 class Built:
-    """What ``build`` made: the runtime, the pin factory (tests drive its pins) and the meter pollers."""
+    """What ``build`` made: the runtime, the pin factory (tests drive its pins), the meter pollers and,
+    for a simulated charger, the plant (drivers.sim.plant.SimPlant) that animates the pins."""
 
     runtime: Runtime
     pin_factory: Any
     pollers: list[MeterPoller] = field(default_factory=list)
+    plant: Any = None
 
     async def start(self) -> None:
         """Start the runtime, then the meter polling that feeds it."""
@@ -94,7 +96,7 @@ async def build(
     plant = None
     buses: dict[str, BusConfig] = {bus.name: bus for bus in config.meter_buses}
     if config.controller.simulated:
-        plant, buses = await _build_plant(config, factory, buses, closers)
+        plant, buses = await _build_plant(config, factory, buses, closers, mono_clock)
 
     modbus: dict[str, ModbusBus] = {}
     for name, bus_config in buses.items():
@@ -152,7 +154,7 @@ async def build(
         on_stop=ordered,
     )
     runtime_ref.append(runtime)
-    return Built(runtime, factory, pollers)
+    return Built(runtime, factory, pollers, plant)
 
 
 async def _build_plant(
@@ -160,6 +162,7 @@ async def _build_plant(
     factory: Any,
     buses: dict[str, BusConfig],
     closers: list[Callable[[], Awaitable[None]]],
+    clock: Callable[[], float],
 ) -> tuple[Any, dict[str, BusConfig]]:
     """The simulated plant: mechanisms on the pins, and a meter server for each simulated bus."""
     from drivers.sim.meter_server import SimTransport, SimulatedMeter, SimulatedMeterServer
@@ -169,7 +172,7 @@ async def _build_plant(
     meter_of: dict[int, SimulatedMeter] = {}
     for evse in config.evses:
         if evse.meter is not None and is_sim_meter_url(buses[evse.meter.bus].target):
-            sim = SimulatedMeter(evse.meter.meter_map, evse.meter.unit_id)
+            sim = SimulatedMeter(evse.meter.meter_map, evse.meter.unit_id, clock=clock)
             sim_meters.setdefault(evse.meter.bus, []).append(sim)
             meter_of[evse.id] = sim
     servers: dict[str, SimulatedMeterServer] = {}

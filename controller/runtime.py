@@ -124,7 +124,6 @@ class Runtime:
         self.core = core
         self.settings = settings or RuntimeSettings()
         self.events = EventHub()
-        self._sim_plant = sim
         self.sim: SimPlantControls | None = _SimControls(self, sim) if sim is not None else None
         self._wall = wall_clock or (lambda: datetime.now().astimezone())
         self._mono = mono_clock

@@ -266,8 +266,8 @@ class SimBench:
 
 
 def _plant_of(built: Built) -> SimPlant:
-    """The sim build's plant. Built does not expose it, so it is read from the runtime (see the report)."""
-    plant = getattr(built.runtime, "_sim_plant", None)
+    """The sim build's plant."""
+    plant = built.plant
     if not isinstance(plant, SimPlant):
         raise RuntimeError("the DUT configuration is not simulated (controller.simulated = false)")
     return plant

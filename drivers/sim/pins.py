@@ -9,6 +9,7 @@ before the driver that uses its pins, since the watched pins must be made by the
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections.abc import Callable
@@ -80,15 +81,17 @@ def _drive(pin: Any, level: bool) -> None:
 
 
 class _Delayed:
-    """Runs the latest scheduled action after a delay on a timer thread (0: right away, here).
+    """Runs the latest scheduled action after a delay (0: right away, here).
 
-    Shares its owner's lock, so a timer firing and a pin change in the loop thread never wait
-    on each other's locks in opposite orders.
+    Scheduled from inside a running event loop (the drivers set their pins there) the action runs
+    on that loop's clock, so mechanism travel times follow the loop's time, also a warped one
+    (hil.timewarp); from any other thread it runs on a timer thread. Shares its owner's lock, so a
+    timer firing and a pin change never wait on each other's locks in opposite orders.
     """
 
     def __init__(self, lock: threading.RLock) -> None:
         self._lock = lock
-        self._timer: threading.Timer | None = None
+        self._timer: threading.Timer | asyncio.TimerHandle | None = None
         self._token = 0
 
     def schedule(self, delay_s: float, action: Callable[[], None]) -> None:
@@ -108,9 +111,15 @@ class _Delayed:
                         self._timer = None
                         action()
 
-            self._timer = threading.Timer(delay_s, fire)
-            self._timer.daemon = True
-            self._timer.start()
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                timer = threading.Timer(delay_s, fire)
+                timer.daemon = True
+                timer.start()
+                self._timer = timer
+            else:
+                self._timer = loop.call_later(delay_s, fire)
 
     def cancel(self) -> None:
         with self._lock:

@@ -23,7 +23,7 @@ async def test_unplug_of_a_locked_plug_is_409(tmp_path: Path) -> None:
         await ready.wait()
         reply = await asyncio.to_thread(call_sync, server.port, "POST", "/sim/evses/1/unplug")
         assert reply.status == 200  # nothing plugged in: nothing to do
-        plant = built.runtime._sim_plant
+        plant = built.plant
         assert isinstance(plant, SimPlant)
         await plant.plug(1)
         lock = plant.evses[1].lock

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, FastAPI, Header, Query, Request
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel
@@ -169,6 +169,14 @@ def _evse_routes(charger: Charger, streams: EventStreams) -> APIRouter:
         """Operator: take the EVSE out of service (Unavailable)."""
         return await _set_enabled(charger, evse_id, False)
 
+    @router.post("/evses/{evse_id}/reset", response_model=m.ResetOut, responses=_errors(*_EVSE))
+    async def reset(evse_id: int) -> JSONResponse:
+        """Operator: after a repair, clear latched faults (a welded contactor stays Faulted until this)."""
+        _known(charger, evse_id)
+        faults = await charger.reset_faults(evse_id)
+        log.warning("API EVSE %d fault reset; active now: %s", evse_id, ", ".join(faults) or "none")
+        return JSONResponse({"evse_id": evse_id, "faults": faults})
+
     @router.get("/status", response_model=m.StatusOut, tags=["status"])
     async def status() -> JSONResponse:
         """Every EVSE (state, plug, LEDs, lock, contactor, faults) and the live reservations."""
@@ -180,12 +188,32 @@ def _evse_routes(charger: Charger, streams: EventStreams) -> APIRouter:
         response_class=StreamingResponse,
         responses={200: {"content": {"text/event-stream": {}}, "description": "event: <type> / data: <json>"}},
     )
-    async def events() -> StreamingResponse:
-        """Server-sent events: one ``event: <type>`` / ``data: <document>`` per controller event."""
+    async def events(
+        since: Annotated[
+            int | None, Query(ge=0, le=2**53, description="replay the kept events after this seq (0: all kept)")
+        ] = None,
+        last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
+    ) -> StreamingResponse:
+        """Server-sent events: ``id: <seq>``, ``event: <type>``, ``data: <document>`` per controller event.
+
+        A reconnecting client's ``Last-Event-ID`` (or ``?since=N``) replays what it missed from the kept
+        events; ``?since=0`` includes what happened at start, such as reservations that ended while down.
+        """
+        if since is None and last_event_id is not None:
+            since = _last_event_id(last_event_id)
         headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-        return StreamingResponse(streams.stream(), media_type="text/event-stream", headers=headers)
+        return StreamingResponse(streams.stream(since), media_type="text/event-stream", headers=headers)
 
     return router
+
+
+def _last_event_id(value: str) -> int:
+    """The seq a reconnecting SSE client last saw."""
+    text = value.strip()
+    if not text.isdigit() or len(text) > 16:
+        raise ApiError(422, f"Last-Event-ID must be an event seq (a whole number >= 0), got {value[:40]!r}",
+                       "Last-Event-ID")
+    return int(text)
 
 
 async def _set_enabled(charger: Charger, evse_id: int, enabled: bool) -> JSONResponse:

@@ -57,10 +57,12 @@ class _ClientQueue:
 
 
 def encode_event(event: dict[str, Any]) -> bytes:
-    """One SSE frame: ``event: <type>`` and the whole document as one ``data:`` line."""
+    """One SSE frame: ``id: <seq>`` (when numbered), ``event: <type>`` and the document as one ``data:`` line."""
     kind = str(event.get("type", "message")).replace("\n", " ").replace("\r", " ")
     data = json.dumps(event, separators=(",", ":"), allow_nan=False)
-    return f"event: {kind}\ndata: {data}\n\n".encode()
+    seq = event.get("seq")
+    head = f"id: {seq}\n" if isinstance(seq, int) and not isinstance(seq, bool) else ""
+    return f"{head}event: {kind}\ndata: {data}\n\n".encode()
 
 
 class EventStreams:
@@ -80,10 +82,13 @@ class EventStreams:
         """Accept streams again (the app is being served anew after a stop)."""
         self._closing.clear()
 
-    async def stream(self) -> AsyncIterator[bytes]:
-        """Subscribe now, yield frames until the client goes away or the server closes, then unsubscribe."""
+    async def stream(self, since: int | None = None) -> AsyncIterator[bytes]:
+        """Subscribe now (replaying the kept events after ``since``), yield frames until the client goes
+        away or the server closes, then unsubscribe."""
         queue = _ClientQueue(self._queue_limit)
-        unsubscribe = self._hub.subscribe(queue.put)
+        if since is not None:
+            queue.dropped = self._hub.missed_since(since)
+        unsubscribe = self._hub.subscribe(queue.put, since=since)
         try:
             yield b": connected\n\n"
             while not self._closing.is_set():

@@ -104,6 +104,13 @@ class TokenOutcomeOut(BaseModel):
     reservation_id: int | None
 
 
+class ResetOut(BaseModel):
+    """An EVSE after an operator fault reset: the faults still active (a cause still present comes back)."""
+
+    evse_id: int
+    faults: list[str]
+
+
 class EnabledOut(BaseModel):
     """An EVSE after an operator enable/disable."""
 

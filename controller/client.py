@@ -1,7 +1,7 @@
 """CLI client commands that talk to a running controller over its HTTP API (stdlib only).
 
 ``add_client_commands(subparsers)`` registers ``status``, ``reserve``, ``cancel``,
-``present-token``, ``plug``, ``unplug``, ``fault``, ``enable``, ``disable`` and ``check``;
+``present-token``, ``plug``, ``unplug``, ``fault``, ``enable``, ``disable``, ``reset`` and ``check``;
 each sets ``func`` to a handler returning the exit status. Exit status: 0 done, 1 the
 controller could not be reached or refused the request, 3 it answered "no" (a reservation
 not Accepted, nothing to cancel, a token refused).
@@ -151,6 +151,14 @@ def _evse_action(path: str, done: str) -> Handler:
     return handler
 
 
+def cmd_reset(args: argparse.Namespace) -> int:
+    """Operator: clear latched faults after a repair."""
+    doc = request(args, "POST", f"/evses/{args.evse}/reset")
+    still = ", ".join(doc.get("faults") or []) if isinstance(doc, dict) else ""
+    _answer(args, doc, f"EVSE {args.evse}: faults reset" + (f"; still active: {still}" if still else ""))
+    return EXIT_OK
+
+
 def cmd_fault(args: argparse.Namespace) -> int:
     """Simulation: inject or clear a fault."""
     doc = request(args, "POST", "/sim/faults", {"evse_id": args.evse, "kind": args.kind})
@@ -275,6 +283,9 @@ def add_client_commands(subparsers: argparse._SubParsersAction[argparse.Argument
     ):
         p = add(name, _evse_action(path, done), help_text)
         p.add_argument("evse", type=int, metavar="EVSE")
+
+    p = add("reset", cmd_reset, "after a repair: clear latched faults (a welded contactor) of an EVSE")
+    p.add_argument("evse", type=int, metavar="EVSE")
 
     p = add("fault", cmd_fault, "simulation (run --sim): inject a fault, or clear them")
     p.add_argument("evse", type=int, metavar="EVSE")

@@ -443,6 +443,18 @@ class Runtime:
         e.enabled = enabled
         self._evaluate(e)
 
+    async def reset_faults(self, evse_id: int) -> list[str]:
+        """Operator reset after a repair: forget latched faults (a welded contactor) and re-evaluate.
+
+        Safe at any time: a fault whose cause is still there is seen again by the supervision
+        (a weld within the contactor's supervision timeout). Returns the faults active right after.
+        """
+        e = self._evse(evse_id)
+        log.warning("EVSE %d: operator fault reset", evse_id)
+        e.hw.contactor.reset_fault()
+        self._evaluate(e)
+        return list(e.state.faults) if e.state is not None else []
+
     async def present_token(self, evse_id: int, id_token: str) -> TokenOutcome:
         """A token at an EVSE: use its reservation, refuse, allow, or stop the running session."""
         e = self._evse(evse_id)
@@ -564,8 +576,7 @@ class _SimControls:
         e = self._runtime._evse(evse_id)
         await self._plant.fault(evse_id, kind)
         if kind is SimFaultKind.CLEAR:
-            e.hw.contactor.reset_fault()
-            self._runtime._request(e)
+            await self._runtime.reset_faults(e.evse_id)
 
 
 def _log_task_error(task: asyncio.Task[Any]) -> None:

@@ -129,6 +129,12 @@ class FakeCharger:
         self.core.set_connector_state(evse_id, 1, state)
         self.publish_state(evse_id)
 
+    async def reset_faults(self, evse_id: int) -> list[str]:
+        self.check_evse(evse_id)
+        self.faults[evse_id] = [f for f in self.faults[evse_id] if f != SimFaultKind.WELD.value]
+        self.publish_state(evse_id)
+        return list(self.faults[evse_id])
+
     def status(self) -> dict[str, Any]:
         if self.fail_with is not None:
             raise self.fail_with

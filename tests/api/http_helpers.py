@@ -87,9 +87,9 @@ class SseReader:
         self.status = 0
 
     @classmethod
-    async def open(cls, port: int, headers: dict[str, str] | None = None) -> SseReader:
+    async def open(cls, port: int, headers: dict[str, str] | None = None, path: str = "/events") -> SseReader:
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        lines = ["GET /events HTTP/1.1", "Host: 127.0.0.1", "Accept: text/event-stream"]
+        lines = [f"GET {path} HTTP/1.1", "Host: 127.0.0.1", "Accept: text/event-stream"]
         lines += [f"{k}: {v}" for k, v in (headers or {}).items()]
         writer.write(("\r\n".join(lines) + "\r\n\r\n").encode())
         await writer.drain()
@@ -120,6 +120,18 @@ class SseReader:
 
 
 def parse_frame(frame: str) -> tuple[str, dict[str, Any]]:
-    """``event: x`` / ``data: {...}`` -> (x, document)."""
+    """``id: n`` / ``event: x`` / ``data: {...}`` -> (x, document without its ``seq``, checked equal to the id)."""
     fields = dict(line.split(": ", 1) for line in frame.strip().split("\n"))
-    return fields["event"], json.loads(fields["data"])
+    doc = json.loads(fields["data"])
+    seq = doc.pop("seq", None)
+    if fields["event"] == "overflow":  # a note of the stream itself, not a controller event
+        assert seq is None and "id" not in fields, frame
+    else:
+        assert seq is not None and fields.get("id") == str(seq), frame
+    return fields["event"], doc
+
+
+def frame_seq(frame: str) -> int:
+    """The ``id`` (event seq) of an SSE frame."""
+    fields = dict(line.split(": ", 1) for line in frame.strip().split("\n"))
+    return int(fields["id"])

@@ -7,7 +7,7 @@ import asyncio
 from controller.api_events import encode_event
 
 from .conftest import Start
-from .http_helpers import Api, SseReader, parse_frame
+from .http_helpers import Api, SseReader, frame_seq, parse_frame
 
 LATER = "2026-11-21T13:00:00Z"
 
@@ -82,3 +82,38 @@ def test_frames_cannot_be_split_by_a_newline_in_the_type() -> None:
     assert encode_event({"type": "a\nb", "x": "line\nbreak"}) == (
         b'event: a b\ndata: {"type":"a\\nb","x":"line\\nbreak"}\n\n'
     )
+
+
+async def test_since_replays_kept_events_and_last_event_id_resumes(api: Api) -> None:
+    for n in range(5):
+        api.charger.events.publish({"type": "token", "n": n})
+    everything = await SseReader.open(api.port, path="/events?since=0")
+    await everything.frame()
+    assert [parse_frame(await everything.frame())[1]["n"] for _ in range(5)] == [0, 1, 2, 3, 4]
+    await everything.close()
+    resumed = await SseReader.open(api.port, headers={"Last-Event-ID": "3"})  # saw seq 1..3 (n 0..2)
+    await resumed.frame()
+    assert [parse_frame(await resumed.frame())[1]["n"] for _ in range(2)] == [3, 4]
+    api.charger.events.publish({"type": "token", "n": 5})
+    frame = await resumed.frame()
+    assert parse_frame(frame)[1]["n"] == 5 and frame_seq(frame) == 6
+    await resumed.close()
+
+
+async def test_a_catch_up_older_than_what_is_kept_is_told_how_much_it_missed(api: Api) -> None:
+    api.charger.events.history_limit = 3
+    for n in range(6):
+        api.charger.events.publish({"type": "token", "n": n})
+    sse = await SseReader.open(api.port, path="/events?since=1")
+    await sse.frame()
+    assert parse_frame(await sse.frame()) == ("overflow", {"type": "overflow", "dropped": 2})  # seq 2 and 3 gone
+    assert [parse_frame(await sse.frame())[1]["n"] for _ in range(3)] == [3, 4, 5]
+    await sse.close()
+
+
+async def test_a_bad_last_event_id_is_a_422_naming_the_header(api: Api) -> None:
+    reply = await api.call("GET", "/events", headers={"Last-Event-ID": "yesterday"})
+    assert reply.status == 422
+    assert reply.error_body()["field"] == "Last-Event-ID"
+    reply = await api.call("GET", "/events?since=-1")
+    assert reply.status == 422 and reply.error_body()["field"] == "since"

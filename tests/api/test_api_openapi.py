@@ -13,6 +13,7 @@ ENDPOINTS = {
     ("post", "/reservations/check"),
     ("post", "/evses/{evse_id}/token"),
     ("post", "/evses/{evse_id}/enable"),
+    ("post", "/evses/{evse_id}/reset"),
     ("post", "/evses/{evse_id}/disable"),
     ("get", "/status"),
     ("get", "/events"),

@@ -68,6 +68,8 @@ async def test_present_token_check_and_evse_commands(api: Api, capsys: pytest.Ca
     assert await client(api, "plug", "1") == 0
     assert await client(api, "unplug", "1") == 0
     assert await client(api, "fault", "2", "weld") == 0
+    assert await client(api, "fault", "2", "lock_jam") == 0
+    assert await client(api, "reset", "2") == 0
     out = capsys.readouterr().out.splitlines()
     assert out[1:] == [
         "ReservedForToken",
@@ -78,6 +80,8 @@ async def test_present_token_check_and_evse_commands(api: Api, capsys: pytest.Ca
         "EVSE 1: plugged in",
         "EVSE 1: unplugged",
         "EVSE 2: fault weld injected",
+        "EVSE 2: fault lock_jam injected",
+        "EVSE 2: faults reset; still active: lock_jam",
     ]
 
 

@@ -8,7 +8,9 @@ lock per bus serialise the requests of every meter on it, with a quiet gap betwe
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,6 +20,7 @@ from types import TracebackType
 from pymodbus import FramerType, ModbusException
 from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
 from pymodbus.exceptions import ConnectionException, ModbusIOException
+from serial.urlhandler import protocol_socket
 
 from drivers.interfaces import Fault, FaultKind
 from drivers.meter_map import MeterMap
@@ -185,7 +188,7 @@ class ModbusBus:
         async with self._lock:
             self._closed = True
             if self._client is not None:
-                self._client.close()
+                close_client(self._client)
                 self._client = None
 
     async def __aenter__(self) -> ModbusBus:
@@ -239,6 +242,7 @@ class ModbusBus:
             log.debug("bus %s: connect raised %r", self.name, exc)
             ok = False
         if ok:
+            without_close_pause(self._client)
             if self._backoff_s:
                 log.info("bus %s: connected to %s", self.name, self._where())
             self._backoff_s = 0.0
@@ -298,7 +302,7 @@ class ModbusBus:
             quiet = max(quiet, timing.timeout_s)  # the reply to a cancelled request may still come
             raise
         except (ConnectionException, OSError) as exc:
-            client.close()
+            close_client(client)
             return Fault(FaultKind.METER_DISCONNECTED, self._clock(), f"{self._where()}: {exc}")
         except ModbusException as exc:
             return Fault(FaultKind.METER_BAD_DATA, self._clock(), f"undecodable reply: {exc}")
@@ -329,3 +333,32 @@ class ModbusBus:
         elif previous is not None:
             log.info("bus %s unit %d FC%d @0x%04X x%d: answering again", self.name, unit_id, fc, address,
                      count)
+
+
+def without_close_pause(client: AsyncModbusSerialClient | AsyncModbusTcpClient) -> None:
+    """Make the client's port close without blocking the loop.
+
+    pyserial's ``socket://`` port sleeps 0.3 s in ``close()`` (time for a quick reconnect). pymodbus
+    closes the port in the loop (our close, its own on a lost connection), which would stall every
+    driver of the controller on each reconnect to a serial-over-TCP gateway or the simulated meter.
+    For that port type the close shuts the socket without the pause; other ports are left alone.
+    """
+    port = getattr(getattr(client.ctx, "transport", None), "sync_serial", None)
+    if not isinstance(port, protocol_socket.Serial):
+        return
+
+    def close_without_pause() -> None:
+        sock, port._socket = port._socket, None
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            sock.close()
+        port.is_open = False
+
+    port.close = close_without_pause
+
+
+def close_client(client: AsyncModbusSerialClient | AsyncModbusTcpClient) -> None:
+    """Close a pymodbus client (see ``without_close_pause``)."""
+    without_close_pause(client)
+    client.close()

@@ -210,3 +210,22 @@ async def test_a_silent_meter_never_drops_the_gateway_link(serve: Serve, buses: 
     assert meter.bus.connected
     server.clear_wire_fault()
     assert isinstance(await meter.read(), MeterSnapshot)
+
+
+async def test_socket_port_reconnects_and_closes_without_blocking_the_loop(
+    serve: Serve, buses: list[ModbusBus], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """pyserial's socket:// close() sleeps 0.3 s in the caller; the bus must never let it stall the loop."""
+    from serial.urlhandler import protocol_socket
+
+    pauses: list[float] = []
+    monkeypatch.setattr(protocol_socket.time, "sleep", pauses.append)
+    sim, server, meter = await _setup(serve, buses, SimTransport.RTU_SOCKET)
+    await server.vanish()
+    for _ in range(3):
+        assert isinstance(await meter.read(), Fault)
+    await server.reappear()
+    assert_matches(await read_until_snapshot(meter), sim.expected())
+    for bus in buses:
+        await bus.aclose()
+    assert pauses == []

@@ -139,6 +139,15 @@ def test_devices_are_an_allow_list_with_gpio_and_usb_serial(unit: Unit) -> None:
     allowed = {tuple(line.split()) for line in values(unit, "Service", "DeviceAllow")}
     assert ("char-gpiochip", "rw") in allowed
     assert ("char-ttyUSB", "rw") in allowed
+    assert ("char-ttyS", "rw") in allowed  # the Pi's mini UART: serial0 on models with Bluetooth
+    assert ("char-ttyAMA", "rw") in allowed
+
+
+def test_documentation_points_at_the_readme_of_the_install_layout(unit: Unit) -> None:
+    """README's install puts the checkout in /opt/charger-controller/src."""
+    readme = Path(__file__).resolve().parents[1] / "README.md"
+    assert "sudo git clone <this repository> /opt/charger-controller/src" in readme.read_text(encoding="utf-8")
+    assert value(unit, "Unit", "Documentation") == "file:///opt/charger-controller/src/README.md"
 
 
 def test_exec_start_runs_the_daemon_with_a_config_file(unit: Unit) -> None:

@@ -240,7 +240,7 @@ def serial_rules() -> list[Rule]:
 
 def test_stable_names_for_both_meter_buses_and_the_rfid_reader() -> None:
     links = {link for rule in serial_rules() for link in rule.assigned("SYMLINK")}
-    assert links == {"charger-meter-bus0", "charger-meter-bus1", "charger-rfid"}
+    assert links == {"charger-meter-bus0", "charger-meter-bus1", "charger-rfid0", "charger-rfid1"}
 
 
 @pytest.mark.parametrize(
@@ -248,7 +248,8 @@ def test_stable_names_for_both_meter_buses_and_the_rfid_reader() -> None:
     [
         ("charger-meter-bus0", "0403", "6001", "serial"),
         ("charger-meter-bus1", "1a86", "7523", "port"),
-        ("charger-rfid", "10c4", "ea60", "serial"),
+        ("charger-rfid0", "10c4", "ea60", "serial"),
+        ("charger-rfid1", "10c4", "ea60", "serial"),
     ],
 )
 def test_each_adapter_is_pinned_and_hidden_from_modemmanager(

@@ -338,6 +338,18 @@ class Runtime:
             ):
                 e.lock_task = asyncio.ensure_future(self._move_lock(e, outputs.lock))
 
+    def _lock_move_permitted(self, e: _Evse, target: LockPosition) -> bool:
+        """Locking is always safe; unlocking only under the unlock interlock (contactor open, no current)."""
+        if target is not LockPosition.UNLOCKED:
+            return True
+        now = self._mono()
+        return unlock_permitted(
+            e.hw.contactor.report(now),
+            self._current_a(e, now),
+            meter_fitted=e.hw.meter is not None,
+            threshold_a=self.settings.current_threshold_a,
+        )
+
     async def _move_lock(self, e: _Evse, target: LockPosition) -> None:
         lock = e.hw.lock
         assert lock is not None
@@ -444,14 +456,21 @@ class Runtime:
         self._evaluate(e)
 
     async def reset_faults(self, evse_id: int) -> list[str]:
-        """Operator reset after a repair: forget latched faults (a welded contactor) and re-evaluate.
+        """Operator reset after a repair: forget latched faults and re-evaluate.
 
-        Safe at any time: a fault whose cause is still there is seen again by the supervision
-        (a weld within the contactor's supervision timeout). Returns the faults active right after.
+        A welded contactor's latch is dropped; a lock that failed to confirm is driven once more to
+        where it was commanded (towards unlocked only if the unlock interlock allows it now). Safe at
+        any time: a cause still present is seen again (a weld within the contactor's supervision
+        timeout, a jam by the lock's confirmation). Returns the faults active right after.
         """
         e = self._evse(evse_id)
         log.warning("EVSE %d: operator fault reset", evse_id)
         e.hw.contactor.reset_fault()
+        lock = e.hw.lock
+        if lock is not None and (e.lock_task is None or e.lock_task.done()):
+            report = lock.report()
+            if report.fault is not None and self._lock_move_permitted(e, report.commanded):
+                e.lock_task = asyncio.ensure_future(self._move_lock(e, report.commanded))
         self._evaluate(e)
         return list(e.state.faults) if e.state is not None else []
 

@@ -8,6 +8,7 @@ after the change is durable.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -15,7 +16,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 
 from controller.feasibility import Feasibility, is_feasible
-from controller.store import ReservationStore
+from controller.store import ReservationStore, StoreError
 from controller.types import (
     Connector,
     ConnectorState,
@@ -160,10 +161,13 @@ class ReservationCore:
                         except Exception:  # a subscriber's bug must not break the core
                             log.exception("reservation event subscriber failed on %r", event)
 
-    def _end(self, reservation: Reservation, reason: ReservationEndReason, status: ReservationUpdate) -> None:
-        """End one live reservation: durable first, then in memory, then its two events."""
+    def _end(
+        self, reservation: Reservation, reason: ReservationEndReason, status: ReservationUpdate, *, durable: bool = True
+    ) -> None:
+        """End one live reservation: durable first (unless the caller stores the outcome), then in memory,
+        then its two events."""
         rid = reservation.reservation_id
-        if self._store is not None:
+        if durable and self._store is not None:
             self._store.delete(rid)
         if reservation.evse_id is not None and self._specific.get(reservation.evse_id) is reservation:
             del self._specific[reservation.evse_id]
@@ -380,14 +384,24 @@ class ReservationCore:
                 return ReservationResult.REJECTED
             old = self._find(reservation.reservation_id)
             if old is not None:
-                self._end(old, ReservationEndReason.CANCELLED, ReservationUpdate.REMOVED)
+                # Replaced: its row stays until the decision is stored, in ONE transaction (the new row
+                # overwrites it, or it is deleted), so a power cut cannot lose it in between.
+                self._end(old, ReservationEndReason.CANCELLED, ReservationUpdate.REMOVED, durable=False)
             result = self._decide(reservation)
             if result is ReservationResult.ACCEPTED:
                 seq = self._next_seq
                 if self._store is not None:
-                    self._store.put(seq, reservation)
+                    try:
+                        self._store.put(seq, reservation)
+                    except StoreError:
+                        if old is not None:
+                            with contextlib.suppress(StoreError):
+                                self._store.delete(old.reservation_id)  # memory has ended it: so should disk
+                        raise
                 self._insert(reservation, seq)
                 self._pending.append(ReservationUpdateStatus(reservation.reservation_id, ReservationUpdate.PLACED))
+            elif old is not None and self._store is not None:
+                self._store.delete(old.reservation_id)
             log.info("reserve_now %d -> %s", reservation.reservation_id, result.value)
             return result
 

@@ -133,3 +133,33 @@ def test_unreadable_row_is_quarantined_not_lost(tmp_path: Path) -> None:
         and "id_token: must not be empty" in again.startup_problems[0]
     )
     assert store.quarantined() == [(bad, "id_token: must not be empty")]
+
+
+class CountingStore(ReservationStore):
+    """A real store that counts its write transactions."""
+
+    writes = 0
+
+    def put(self, *args: object, **kwargs: object) -> None:
+        self.writes += 1
+        super().put(*args, **kwargs)  # type: ignore[arg-type]
+
+    def delete(self, *args: object, **kwargs: object) -> None:
+        self.writes += 1
+        super().delete(*args, **kwargs)  # type: ignore[arg-type]
+
+
+def test_a_replacement_is_one_write_and_a_refused_one_removes_the_old_row(tmp_path: Path) -> None:
+    """Replacing id 4 must never pass through a committed state without it (a power cut would lose it)."""
+    path = tmp_path / "res.db"
+    store = CountingStore(path)
+    core = ReservationCore(SITE, clock=FakeClock(), store=store)
+    core.reserve_now(res(4, "a", evse=2))
+    store.writes = 0
+    assert core.reserve_now(res(4, "b", evse=3)) is ReservationResult.ACCEPTED
+    assert store.writes == 1 and rows(path) == [(4, 1)]
+    core.set_connector_state(1, 1, ConnectorState.FAULTED)
+    store.writes = 0
+    assert core.reserve_now(res(4, "c", evse=1)) is ReservationResult.FAULTED
+    assert store.writes == 1 and rows(path) == []  # DESIGN step 2: the old one is gone, refused or not
+    assert core.reservations() == []

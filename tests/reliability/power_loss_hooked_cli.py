@@ -1,0 +1,65 @@
+"""Test-only entry point: ``charger-controller`` with a fault hook patched into its store, in the daemon's own process.
+
+Usage: ``python power_loss_hooked_cli.py HOOK run --sim ...``. A monkeypatch in the test cannot reach a
+subprocess, so the hooks are installed here, before ``controller.cli.main`` runs:
+
+- ``ack-before-commit:SECONDS``: a broken store whose writes land SECONDS after the call returns, i.e.
+  after the API answered. The power-loss harness must catch it (its self-test), or it proves nothing.
+- ``kill-at-put:PREFIX``: SIGKILL the process when a reservation whose id_token starts with PREFIX is about
+  to be stored - a power cut at an exact instant, for a deterministic reproduction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from controller import cli
+from controller.store import ReservationStore
+from controller.types import Reservation
+
+
+def _ack_before_commit(delay_s: float) -> None:
+    """Writes are scheduled on the loop ``delay_s`` later instead of done before returning."""
+
+    def deferred(write: Callable[..., None]) -> Callable[..., None]:
+        def later(self: ReservationStore, *args: Any) -> None:
+            asyncio.get_running_loop().call_later(delay_s, write, self, *args)
+
+        return later
+
+    ReservationStore.put = deferred(ReservationStore.put)  # type: ignore[method-assign]
+    ReservationStore.delete = deferred(ReservationStore.delete)  # type: ignore[method-assign]
+
+
+def _kill_at_put(prefix: str) -> None:
+    """Die by SIGKILL just before storing a reservation whose token starts with ``prefix``."""
+    put = ReservationStore.put
+
+    def put_or_die(self: ReservationStore, seq: int, reservation: Reservation) -> None:
+        if reservation.id_token.startswith(prefix):
+            os.kill(os.getpid(), signal.SIGKILL)
+        put(self, seq, reservation)
+
+    ReservationStore.put = put_or_die  # type: ignore[method-assign]
+
+
+def main(argv: Sequence[str]) -> int:
+    """Install the hook named by the first argument, then run the normal command line with the rest."""
+    hook, *rest = argv
+    name, _, arg = hook.partition(":")
+    if name == "ack-before-commit":
+        _ack_before_commit(float(arg))
+    elif name == "kill-at-put":
+        _kill_at_put(arg)
+    else:
+        raise SystemExit(f"unknown hook {hook!r}")
+    return cli.main(rest)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -594,7 +594,7 @@ class _SimControls:
     async def fault(self, evse_id: int, kind: SimFaultKind) -> None:
         e = self._runtime._evse(evse_id)
         await self._plant.fault(evse_id, kind)
-        if kind is SimFaultKind.CLEAR:
+        if SimFaultKind(kind) is SimFaultKind.CLEAR:
             await self._runtime.reset_faults(e.evse_id)
 
 

@@ -7,7 +7,8 @@ timeouts, and the controller's drivers when given ``loop.time`` as their clock) 
 monotonic clock. Before each jump the loop looks once more, without waiting, for ready I/O: loopback
 sockets deliver at once, so an in-process server's reply is never skipped over. Threads (pyserial
 readers, a blocking HTTP client) run in real time and would see the clock race ahead of them; talk to
-a warped loop from inside it, or give the clock a real ``grace_s`` to wait before each jump.
+a warped loop from inside it, or give the clock a real ``grace_s`` to wait before each jump. A TCP
+sender must not hold data back (Nagle): the controller's socket:// meter bus sets TCP_NODELAY.
 """
 
 from __future__ import annotations

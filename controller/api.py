@@ -9,6 +9,7 @@ share one set of rules; the pydantic models only document them in /openapi.json.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
 
@@ -23,7 +24,7 @@ from controller.api_errors import ApiError, InternalErrors, install_error_handle
 from controller.api_events import DEFAULT_KEEPALIVE_S, DEFAULT_QUEUE_LIMIT, EventStreams
 from controller.api_server import ApiServer, bound_port, serve
 from controller.facade import Charger, SimFaultKind, SimPlantControls, UnknownEvse
-from controller.types import MAX_TOKEN_LENGTH, FormatError, Reservation, ReservationCheck
+from controller.types import FormatError, Reservation, ReservationCheck, parse_token
 from drivers.redact import redact_token
 
 __all__ = ["ApiServer", "bound_port", "create_app", "require_token_for_bind", "serve"]
@@ -35,6 +36,7 @@ _ERROR_WHY = {
     400: "the body is empty or not valid JSON",
     401: "missing or wrong access token",
     404: "unknown EVSE (or endpoint)",
+    409: "the simulated plant refuses (a locked plug cannot be pulled; the EVSE has no such part)",
     413: "the body is too large",
     415: "the body is not application/json",
     422: "a field is missing or invalid; `field` names it",
@@ -192,7 +194,14 @@ def _evse_routes(charger: Charger, streams: EventStreams) -> APIRouter:
         since: Annotated[
             int | None, Query(ge=0, le=2**53, description="replay the kept events after this seq (0: all kept)")
         ] = None,
-        last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
+        last_event_id: Annotated[
+            str | None,
+            Header(
+                alias="Last-Event-ID",
+                description="the seq of the last event a reconnecting client saw (digits); ?since wins over it",
+                pattern=r"^[ \t]*[0-9]{1,16}[ \t]*$",
+            ),
+        ] = None,
     ) -> StreamingResponse:
         """Server-sent events: ``id: <seq>``, ``event: <type>``, ``data: <document>`` per controller event.
 
@@ -210,7 +219,7 @@ def _evse_routes(charger: Charger, streams: EventStreams) -> APIRouter:
 def _last_event_id(value: str) -> int:
     """The seq a reconnecting SSE client last saw."""
     text = value.strip()
-    if not text.isdigit() or len(text) > 16:
+    if not re.fullmatch(r"[0-9]{1,16}", text):
         raise ApiError(422, f"Last-Event-ID must be an event seq (a whole number >= 0), got {value[:40]!r}",
                        "Last-Event-ID")
     return int(text)
@@ -234,7 +243,7 @@ def _sim_routes(charger: Charger) -> APIRouter:
         await sim.plug(evse_id)
         return JSONResponse({"evse_id": evse_id, "action": "plug", "kind": None})
 
-    @router.post("/sim/evses/{evse_id}/unplug", response_model=m.SimActionOut, responses=_errors(*_EVSE))
+    @router.post("/sim/evses/{evse_id}/unplug", response_model=m.SimActionOut, responses=_errors(*_EVSE, 409))
     async def unplug(evse_id: int, request: Request) -> JSONResponse:
         """Simulation: the car unplugs."""
         sim = _sim(charger, request)
@@ -249,7 +258,7 @@ def _sim_routes(charger: Charger) -> APIRouter:
         "/sim/faults",
         response_model=m.SimActionOut,
         openapi_extra=m.request_body(m.SimFaultIn),
-        responses=_errors(*_BODY, 404),
+        responses=_errors(*_BODY, 404, 409),
     )
     async def fault(request: Request) -> JSONResponse:
         """Simulation: inject a fault (weld, lock_jam, meter_silent) or clear them."""
@@ -294,14 +303,7 @@ def _object(kind: str, data: object, allowed: set[str]) -> dict[str, Any]:
 
 def _token_body(data: object) -> str:
     """``{"id_token": "..."}`` with the same token rules as a Reservation's id_token."""
-    token = _object("token request", data, {"id_token"})["id_token"]
-    if not isinstance(token, str):
-        raise FormatError("id_token", f"must be a string, got {type(token).__name__}")
-    if not token.strip():
-        raise FormatError("id_token", "must not be empty")
-    if len(token) > MAX_TOKEN_LENGTH:
-        raise FormatError("id_token", f"is {len(token)} characters long, at most {MAX_TOKEN_LENGTH} allowed")
-    return token
+    return parse_token("id_token", _object("token request", data, {"id_token"})["id_token"])
 
 
 def _fault_body(data: object) -> tuple[int, SimFaultKind]:

@@ -14,6 +14,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from controller.facade import UnknownEvse
@@ -55,9 +56,38 @@ async def read_json(request: Request) -> object:
     if not raw.strip():
         raise ApiError(400, "request body is empty: expected a JSON object")
     try:
-        return json.loads(bytes(raw))
+        data = json.loads(bytes(raw))
     except (ValueError, RecursionError) as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
         raise ApiError(400, f"request body is not valid JSON: {exc}") from None
+    where = _lone_surrogate(data)
+    if where is not None:  # a \udXXX escape decodes to a lone surrogate: not text, nothing could store or show it
+        raise ApiError(422, f"{where or 'body'}: not valid text: a lone UTF-16 surrogate escape (\\ud800 to "
+                       "\\udfff outside a pair)", where or None)
+    return data
+
+
+def _lone_surrogate(data: object, where: str = "") -> str | None:
+    """The path of the first key or string holding a lone surrogate (``""`` for the top level), else None."""
+    if isinstance(data, str):
+        try:
+            data.encode("utf-8")
+        except UnicodeEncodeError:
+            return where
+        return None
+    if isinstance(data, dict):
+        for key, value in data.items():
+            path = f"{where}.{key}" if where else str(key)
+            if _lone_surrogate(key) is not None:
+                return repr(path)
+            found = _lone_surrogate(value, path)
+            if found is not None:
+                return found
+    if isinstance(data, list):
+        for index, value in enumerate(data):
+            found = _lone_surrogate(value, f"{where}[{index}]")
+            if found is not None:
+                return found
+    return None
 
 
 def _is_json_type(ctype: str) -> bool:
@@ -96,8 +126,10 @@ def install_error_handlers(app: FastAPI, known_evses: Callable[[], Iterable[int]
         if exc.status_code == 404:
             message = f"no such endpoint: {where} (see /openapi.json)"
         elif exc.status_code == 405:
-            allowed = (exc.headers or {}).get("Allow", "")
+            # Starlette names only the methods of the first route matching the path; list every route's
+            allowed = _allowed_methods(request) or (exc.headers or {}).get("Allow", "")
             message = f"method not allowed: {where} (allowed: {allowed})"
+            return error_response(405, message, None, **{**(exc.headers or {}), "Allow": allowed})
         else:
             message = f"{where}: {exc.detail}"
         return error_response(exc.status_code, message, None, **(exc.headers or {}))
@@ -107,6 +139,16 @@ def install_error_handlers(app: FastAPI, known_evses: Callable[[], Iterable[int]
     app.add_exception_handler(UnknownEvse, on_unknown_evse)
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.add_exception_handler(StarletteHTTPException, on_http_error)
+
+
+def _allowed_methods(request: Request) -> str:
+    """Every method some route serves at this path (``Allow`` of a 405), sorted: asked of the router itself."""
+    methods: set[str] = set()
+    for method in ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"):
+        scope = {**request.scope, "method": method}
+        if any(route.matches(scope)[0] is Match.FULL for route in request.app.router.routes):
+            methods.add(method)
+    return ", ".join(sorted(methods))
 
 
 class InternalErrors:

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from controller.facade import SimFaultKind, TokenVerdict
 from controller.types import (
+    MAX_ID,
     MAX_TOKEN_LENGTH,
     ConnectorState,
     ConnectorType,
@@ -20,7 +21,11 @@ from controller.types import (
     ReservationResult,
 )
 
-_TOKEN = Field(min_length=1, max_length=MAX_TOKEN_LENGTH, description="id token, compared case-insensitively")
+_NOT_BLANK = r"\S"  # at least one non-space character (a pattern matches anywhere in the string)
+_TOKEN = Field(
+    min_length=1, max_length=MAX_TOKEN_LENGTH, pattern=_NOT_BLANK, description="id token, compared case-insensitively"
+)
+_GROUP = Field(default=None, min_length=1, max_length=MAX_TOKEN_LENGTH, pattern=_NOT_BLANK)
 
 
 class ErrorOut(BaseModel):
@@ -35,11 +40,11 @@ class ReservationBody(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    reservation_id: int = Field(ge=0)
+    reservation_id: int = Field(ge=0, le=MAX_ID)
     id_token: str = _TOKEN
     expiry_time: datetime = Field(description="RFC3339 with an offset, e.g. 2026-01-01T12:00:00Z")
-    parent_id_token: str | None = Field(default=None, min_length=1, max_length=MAX_TOKEN_LENGTH)
-    evse_id: int | None = Field(default=None, ge=0, description="absent: a global reservation")
+    parent_id_token: str | None = _GROUP
+    evse_id: int | None = Field(default=None, ge=0, le=MAX_ID, description="absent: a global reservation")
     connector_type: ConnectorType | None = Field(default=None, description="absent or Unknown: any connector")
 
 
@@ -49,8 +54,8 @@ class ReservationCheckBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     id_token: str = _TOKEN
-    evse_id: int | None = Field(default=None, ge=0)
-    group_id_token: str | None = Field(default=None, min_length=1, max_length=MAX_TOKEN_LENGTH)
+    evse_id: int | None = Field(default=None, ge=0, le=MAX_ID)
+    group_id_token: str | None = _GROUP
 
 
 class TokenIn(BaseModel):
@@ -66,7 +71,7 @@ class SimFaultIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    evse_id: int = Field(ge=0)
+    evse_id: int = Field(ge=0, le=MAX_ID)
     kind: SimFaultKind
 
 

@@ -134,6 +134,10 @@ def _bind(host: str, port: int) -> socket.socket:
     try:
         infos = socket.getaddrinfo(name, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
         family, _, _, _, address = infos[0]
-        return socket.create_server(address[:2], family=family, backlog=128)
+        sock = socket.create_server(address[:2], family=family, backlog=128)
+        # accepted connections inherit it: without it a kept-alive client waits ~40 ms per answer (Nagle
+        # against delayed ACKs); asyncio sets it only on sockets it made with IPPROTO_TCP itself
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return sock
     except OSError as exc:
         raise OSError(exc.errno, f"cannot serve the HTTP API on {host}:{port}: {exc.strerror or exc}") from exc

@@ -18,7 +18,7 @@ class FormatError(ValueError):
     """A payload does not fit its type; ``field`` names the offending key."""
 
     def __init__(self, field: str, problem: str) -> None:
-        super().__init__(f"{field}: {problem}")
+        super().__init__(f"{field_name(field)}: {problem}")
         self.field = field
         self.problem = problem
 
@@ -162,14 +162,25 @@ def _id(field: str, value: object) -> int:
     return value
 
 
-def _token(field: str, value: object) -> str:
+def parse_token(field: str, value: object) -> str:
+    """An id token: a non-blank string of at most MAX_TOKEN_LENGTH characters that is valid Unicode text."""
     if not isinstance(value, str):
         raise FormatError(field, f"must be a string, got {type(value).__name__}")
     if not value.strip():
         raise FormatError(field, "must not be empty")
     if len(value) > MAX_TOKEN_LENGTH:
         raise FormatError(field, f"is {len(value)} characters long, at most {MAX_TOKEN_LENGTH} allowed")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise FormatError(field, "is not valid Unicode text (it holds a lone UTF-16 surrogate)") from None
     return value
+
+
+def field_name(key: object) -> str:
+    """A key as it can be named in an error: as is when it is a plain name, else quoted (empty, newlines)."""
+    text = str(key)
+    return text if text.isidentifier() else repr(text)
 
 
 def _connector_type(field: str, value: object) -> ConnectorType:
@@ -218,9 +229,9 @@ class Reservation:
         ctype = d.get("connector_type")
         return cls(
             reservation_id=_id("reservation_id", d["reservation_id"]),
-            id_token=_token("id_token", d["id_token"]),
+            id_token=parse_token("id_token", d["id_token"]),
             expiry_time=parse_rfc3339("expiry_time", d["expiry_time"]),
-            parent_id_token=None if parent is None else _token("parent_id_token", parent),
+            parent_id_token=None if parent is None else parse_token("parent_id_token", parent),
             evse_id=None if evse_id is None else _id("evse_id", evse_id),
             connector_type=None if ctype is None else _connector_type("connector_type", ctype),
         )
@@ -261,9 +272,9 @@ class ReservationCheck:
         evse_id = d.get("evse_id")
         group = d.get("group_id_token")
         return cls(
-            id_token=_token("id_token", d["id_token"]),
+            id_token=parse_token("id_token", d["id_token"]),
             evse_id=None if evse_id is None else _id("evse_id", evse_id),
-            group_id_token=None if group is None else _token("group_id_token", group),
+            group_id_token=None if group is None else parse_token("group_id_token", group),
         )
 
     def to_dict(self) -> dict[str, Any]:

@@ -31,6 +31,9 @@ class OutputInputs:
     current_a: float | None  # max phase current from the meter, None if unknown/no meter
     meter_fitted: bool
     current_threshold_a: float = 0.5
+    # current_a is from a reading completed after the contactor was last seen open again; only such a
+    # reading may let the lock go (one from before says nothing about what flows now)
+    reading_after_opening: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,10 +76,19 @@ def unlock_permitted(
 
 
 def lock_confirmed_locked(lock: LockReport | None, *, lock_fitted: bool) -> bool:
-    """The lock feedback says LOCKED and the lock has no fault (always true with no lock fitted)."""
+    """The lock is commanded LOCKED, its feedback says LOCKED and it has no fault (true with no lock fitted).
+
+    The command matters: between the pulses of an unlock that is being retried the feedback still reads
+    LOCKED, and the next pulse would drive the motor towards unlock.
+    """
     if not lock_fitted:
         return True
-    return lock is not None and lock.position is LockPosition.LOCKED and lock.fault is None
+    return (
+        lock is not None
+        and lock.commanded is LockPosition.LOCKED
+        and lock.position is LockPosition.LOCKED
+        and lock.fault is None
+    )
 
 
 def close_permitted(session: SessionView, state: EvseState, lock: LockReport | None, *, lock_fitted: bool) -> bool:
@@ -142,7 +154,10 @@ def decide_outputs(inputs: OutputInputs) -> Outputs:
     elif lock is LockPosition.UNLOCKED and (
         closed
         or not unlock_permitted(
-            inputs.contactor, inputs.current_a, meter_fitted=inputs.meter_fitted, threshold_a=inputs.current_threshold_a
+            inputs.contactor,
+            inputs.current_a if inputs.reading_after_opening else None,
+            meter_fitted=inputs.meter_fitted,
+            threshold_a=inputs.current_threshold_a,
         )
     ):
         lock = None  # hold the lock where it is until releasing it is safe

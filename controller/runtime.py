@@ -19,7 +19,7 @@ from typing import Any
 
 from controller.evse import EvseModel, EvseReadings, EvseState
 from controller.facade import EventHub, SimFaultKind, SimPlantControls, TokenOutcome, TokenVerdict, UnknownEvse
-from controller.outputs import OutputInputs, Outputs, decide_outputs, unlock_permitted
+from controller.outputs import OutputInputs, Outputs, decide_outputs, lock_confirmed_locked, unlock_permitted
 from controller.reservation import ReservationCore
 from controller.session import ChargingSession, Phase
 from controller.types import (
@@ -94,6 +94,8 @@ class _Evse:
     timer: asyncio.TimerHandle | None = None
     lock_task: asyncio.Task[Any] | None = None
     pending: bool = False
+    closed_seen: bool = False  # the contactor was closed (command or aux) at some evaluation
+    open_since: float | None = None  # when it was first seen open again (command and aux) after that
 
     @property
     def evse_id(self) -> int:
@@ -250,6 +252,27 @@ class Runtime:
             return None
         return e.snapshot.max_current_a()
 
+    def _track_opening(self, e: _Evse, report: ContactorReport, now: float) -> None:
+        """Note when the contactor, once closed, is seen open again (command and aux contact)."""
+        if report.commanded_closed or report.feedback_closed is True:
+            e.closed_seen, e.open_since = True, None
+        elif e.closed_seen and e.open_since is None:
+            e.open_since = now
+
+    def _reading_after_opening(self, e: _Evse) -> bool:
+        """The meter reading was completed after the contactor, once closed, was seen open again.
+
+        Only such a reading may let the lock go: one from before (even from before the session's current
+        started) says nothing about what flows now, so the lock waits for the next poll.
+        """
+        if not e.closed_seen:
+            return True
+        return e.open_since is not None and e.snapshot is not None and e.snapshot.timestamp >= e.open_since
+
+    def _current_for_unlock(self, e: _Evse, now: float) -> float | None:
+        """The current the unlock interlock may trust (see ``_reading_after_opening``); None fails closed."""
+        return self._current_a(e, now) if self._reading_after_opening(e) else None
+
     def _evaluate(self, e: _Evse) -> None:
         """Read, decide and act for one EVSE; never raises into the loop."""
         if self._stopping:
@@ -266,6 +289,9 @@ class Runtime:
         threshold = self.settings.current_threshold_a
         for _ in range(4):  # the session and the model feed each other; settle in a few steps
             readings = self._readings(e, now)
+            if readings.contactor is not None:
+                self._track_opening(e, readings.contactor, now)
+            unlock_current = self._current_for_unlock(e, now)
             state = e.model.update(readings, now)
             self._push_to_core(e, state)
             lock = readings.lock
@@ -274,7 +300,7 @@ class Runtime:
                 now=now,
                 plugged=state.plugged,
                 faulted=state.faulted or state.unavailable,
-                lock_locked=lock is None or lock.position is LockPosition.LOCKED,
+                lock_locked=lock_confirmed_locked(lock, lock_fitted=hw.lock is not None),
                 lock_unlocked=lock is None or lock.position is LockPosition.UNLOCKED,
                 contactor_closed_confirmed=_contactor_closed(readings.contactor),
                 contactor_open_confirmed=readings.contactor is not None
@@ -283,7 +309,7 @@ class Runtime:
                 current_a=current,
                 current_threshold_a=threshold,
                 unlock_permitted=unlock_permitted(
-                    readings.contactor, current, meter_fitted=hw.meter is not None, threshold_a=threshold
+                    readings.contactor, unlock_current, meter_fitted=hw.meter is not None, threshold_a=threshold
                 ),
             )
             if phase is before:
@@ -299,6 +325,7 @@ class Runtime:
                 lock=readings.lock,
                 contactor=readings.contactor,
                 current_a=current,
+                reading_after_opening=self._reading_after_opening(e),
                 meter_fitted=hw.meter is not None,
                 current_threshold_a=threshold,
             )
@@ -345,7 +372,7 @@ class Runtime:
         now = self._mono()
         return unlock_permitted(
             e.hw.contactor.report(now),
-            self._current_a(e, now),
+            self._current_for_unlock(e, now),
             meter_fitted=e.hw.meter is not None,
             threshold_a=self.settings.current_threshold_a,
         )

@@ -25,7 +25,7 @@ T = TypeVar("T")
 DEFAULT_GRACE_S = 0.0
 
 
-class _WarpSelector(selectors.DefaultSelector):  # type: ignore[misc, valid-type]
+class _WarpSelector(selectors.DefaultSelector):
     """Waits for real for at most ``grace_s``; a longer idle wait becomes a jump of the warp clock."""
 
     def __init__(self, clock: WarpClock) -> None:

@@ -21,7 +21,9 @@ from controller.types import (
     ReservationResult,
 )
 
-_NOT_BLANK = r"\S"  # at least one non-space character (a pattern matches anywhere in the string)
+# At least one character that is not white space (a pattern matches anywhere in the string). Python's
+# str.strip() also strips \x1c-\x1f and \x85, which ECMA-262's \s does not cover: excluded explicitly.
+_NOT_BLANK = r"[^\s\x1c-\x1f\x85]"
 _TOKEN = Field(
     min_length=1, max_length=MAX_TOKEN_LENGTH, pattern=_NOT_BLANK, description="id token, compared case-insensitively"
 )

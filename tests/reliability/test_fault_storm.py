@@ -7,7 +7,7 @@ clear (and a session accepted and charging again), no car stuck, memory growth u
 hour, and that the storm did what it claims (faults of every kind, completed sessions) so it cannot pass
 vacuously.
 
-CHARGER_TEST_SCALE (an int, default 1) multiplies the simulated time: the nightly job sets 7 for a week.
+CHARGER_TEST_SCALE (an int, default 1) multiplies the simulated time: the nightly setting (README) is 10, ten days.
 CHARGER_RELIABILITY_OUT names a directory for the report (fault_storm.json).
 
 The defects the storm found are pinned by regression tests at the end.

@@ -94,6 +94,25 @@ class ApiServer(uvicorn.Server):
             self._socket.close()
             self._app.state.bound_port = None
 
+    async def start(self, *, stop: asyncio.Event | None = None) -> asyncio.Task[None]:
+        """Serve in a new task (``run_until``) and return it once connections are accepted.
+
+        Raises at once why the API could not start (the serving task's exception).
+        """
+        ready = asyncio.Event()
+        serving = asyncio.ensure_future(self.run_until(ready=ready, stop=stop))
+        waiting = asyncio.ensure_future(ready.wait())
+        try:
+            await asyncio.wait({serving, waiting}, return_when=asyncio.FIRST_COMPLETED)
+        except BaseException:
+            serving.cancel()
+            raise
+        finally:
+            waiting.cancel()
+        if serving.done():
+            serving.result()  # re-raises why the API did not start
+        return serving
+
     async def _stop_when(self, stop: asyncio.Event) -> None:
         await stop.wait()
         self.stop()

@@ -44,13 +44,7 @@ async def run_daemon(
         await built.start()
         app = create_app(built.runtime, access_token=config.api.access_token)
         server = ApiServer(app, host, port)
-        ready = asyncio.Event()
-        serving = asyncio.ensure_future(server.run_until(ready=ready, stop=stop))
-        ready_wait = asyncio.ensure_future(ready.wait())
-        await asyncio.wait({serving, ready_wait}, return_when=asyncio.FIRST_COMPLETED)
-        if serving.done():
-            ready_wait.cancel()
-            serving.result()  # re-raises why the API could not start
+        serving = await server.start(stop=stop)
         if on_ready is not None:
             on_ready(server.url)
         await serving

@@ -151,14 +151,8 @@ class SimBench:
         app = create_app(built.runtime)
         server = ApiServer(app, "127.0.0.1", self._port)
         self._port = server.port  # a restart serves on the same port, as a real DUT keeps its address
-        ready = asyncio.Event()
         self._server = server
-        self._serving = asyncio.ensure_future(server.run_until(ready=ready))
-        waiting = asyncio.ensure_future(ready.wait())
-        await asyncio.wait({self._serving, waiting}, return_when=asyncio.FIRST_COMPLETED)
-        if self._serving.done():
-            waiting.cancel()
-            self._serving.result()
+        self._serving = await server.start()
         self.api.base_url = server.url
 
     async def _power_off(self) -> None:

@@ -85,3 +85,26 @@ async def test_the_daemons_signal_handlers_are_left_alone() -> None:
         assert signal.getsignal(signal.SIGTERM) is mine
     finally:
         signal.signal(signal.SIGTERM, before)
+
+
+async def test_start_returns_the_serving_task_once_requests_are_answered() -> None:
+    server = ApiServer(create_app(FakeCharger()), "127.0.0.1", 0)
+    stop = asyncio.Event()
+    task = await asyncio.wait_for(server.start(stop=stop), 5)
+    assert not task.done()
+    reply = await asyncio.to_thread(call_sync, server.port, "GET", "/status")
+    assert reply.status == 200
+    stop.set()
+    await asyncio.wait_for(task, 5)
+    assert port_is_closed(server.port)
+
+
+async def test_start_raises_why_serving_failed(monkeypatch: pytest.MonkeyPatch) -> None:
+    server = ApiServer(create_app(FakeCharger()), "127.0.0.1", 0)
+
+    async def broken_serve(sockets: list[socket.socket] | None = None) -> None:
+        raise OSError("the listening socket went away")
+
+    monkeypatch.setattr(server, "serve", broken_serve)
+    with pytest.raises(OSError, match="went away"):
+        await asyncio.wait_for(server.start(), 5)

@@ -35,10 +35,9 @@ async def served(state_dir: Path, clock: Callable[[], datetime] | None = None) -
     built = await build(load_sim_default(), state_dir=state_dir, **({"wall_clock": clock} if clock else {}))
     await built.start()
     server = ApiServer(create_app(built.runtime), "127.0.0.1", 0)
-    stop, ready = asyncio.Event(), asyncio.Event()
-    task = asyncio.ensure_future(server.run_until(ready=ready, stop=stop))
+    stop = asyncio.Event()
+    task = await server.start(stop=stop)
     try:
-        await ready.wait()
         yield built, server.port
     finally:
         stop.set()

@@ -17,10 +17,9 @@ async def test_unplug_of_a_locked_plug_is_409(tmp_path: Path) -> None:
     built = await build(load_sim_default(), state_dir=tmp_path)
     await built.start()
     server = ApiServer(create_app(built.runtime), "127.0.0.1", 0)
-    stop, ready = asyncio.Event(), asyncio.Event()
-    task = asyncio.ensure_future(server.run_until(ready=ready, stop=stop))
+    stop = asyncio.Event()
+    task = await server.start(stop=stop)
     try:
-        await ready.wait()
         reply = await asyncio.to_thread(call_sync, server.port, "POST", "/sim/evses/1/unplug")
         assert reply.status == 200  # nothing plugged in: nothing to do
         plant = built.plant

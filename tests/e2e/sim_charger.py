@@ -295,14 +295,8 @@ class SimCharger:
         await built.start()
         self._built = built
         server = ApiServer(create_app(built.runtime), "127.0.0.1", 0)
-        ready = asyncio.Event()
         self._server = server
-        self._serving = asyncio.ensure_future(server.run_until(ready=ready))
-        waiting = asyncio.ensure_future(ready.wait())
-        await asyncio.wait({self._serving, waiting}, return_when=asyncio.FIRST_COMPLETED)
-        if self._serving.done():
-            waiting.cancel()
-            self._serving.result()  # re-raises why the API did not start
+        self._serving = await server.start()
 
     async def stop(self) -> None:
         """Stop the API, then the controller (contactors open first); idempotent."""

@@ -167,13 +167,7 @@ class LiveApi:
             app = controller.api.create_app(built.runtime)
             server = ApiServer(app, "127.0.0.1", 0)
             self.url = server.url
-            ready = asyncio.Event()
-            serving = asyncio.ensure_future(server.run_until(ready=ready, stop=self._stop))
-            waiting = asyncio.ensure_future(ready.wait())
-            await asyncio.wait({serving, waiting}, return_when=asyncio.FIRST_COMPLETED)
-            waiting.cancel()
-            if serving.done():
-                serving.result()
+            serving = await server.start(stop=self._stop)
             self._ready.set()
             await serving
         finally:

@@ -263,6 +263,25 @@ class Bench:
     def _answer(self, text: str, ok: bool, t: float, detail: str) -> None:
         self._record(CheckRecord(text, ok, t, t, (), t if ok else None, "" if ok else detail))
 
+    async def _check_within(
+        self,
+        what: str,
+        keys: tuple[str, ...],
+        since: float,
+        within: float,
+        reached: Callable[[], float | None],
+        why_not: Callable[[], str],
+    ) -> float:
+        """Record whether ``reached()`` gave a time within ``within`` s of ``since``; that time, or NaN."""
+        seen = await self._until(reached, since + within)
+        ok = seen is not None
+        latency = f"{seen - since:.3f} s" if seen is not None else "never"
+        self._record(
+            CheckRecord(f"{what} within {within:.2f} s ({latency})", ok, since, since + within, keys, seen,
+                        "" if ok else why_not())
+        )
+        return seen if seen is not None else math.nan
+
     async def _until(self, probe: Callable[[], float | None], deadline: float) -> float | None:
         """Wait until ``probe()`` gives a time, or until ``deadline`` (scenario time) has passed."""
         while True:
@@ -341,21 +360,11 @@ class LineView:
         bench = self.bench
         since = bench.last_action if after is None else after
         word = self.words[0] if on else self.words[1]
-        seen = await bench._until(lambda: self._reached(on, since, since + within), since + within)
-        ok = seen is not None
-        latency = f"{seen - since:.3f} s" if seen is not None else "never"
-        bench._record(
-            CheckRecord(
-                f"{self.name} {word} within {within:.2f} s ({latency})",
-                ok,
-                since,
-                since + within,
-                (self.key,),
-                seen,
-                "" if ok else f"still {self._word(self.at(since + within))} at t={since + within:.2f} s",
-            )
+        return await bench._check_within(
+            f"{self.name} {word}", (self.key,), since, within,
+            lambda: self._reached(on, since, since + within),
+            lambda: f"still {self._word(self.at(since + within))} at t={since + within:.2f} s",
         )
-        return seen if seen is not None else math.nan
 
     def _word(self, value: float | None) -> str:
         return "unknown" if value is None else (self.words[0] if value >= 0.5 else self.words[1])
@@ -464,21 +473,11 @@ class StatusView:
         if bench.timeline.status_keys(self.evse_id) is None:
             raise CheckFailed(f"{self.name}: the bench does not watch the status LED")
         since = bench.last_action if after is None else after
-        seen = await bench._until(lambda: self._reached(colour, since, since + within), since + within)
-        ok = seen is not None
-        latency = f"{seen - since:.3f} s" if seen is not None else "never"
-        bench._record(
-            CheckRecord(
-                f"{self.name} {colour} within {within:.2f} s ({latency})",
-                ok,
-                since,
-                since + within,
-                self.keys,
-                seen,
-                "" if ok else f"it showed {self.at(since + within)}",
-            )
+        return await bench._check_within(
+            f"{self.name} {colour}", self.keys, since, within,
+            lambda: self._reached(colour, since, since + within),
+            lambda: f"it showed {self.at(since + within)}",
         )
-        return seen if seen is not None else math.nan
 
     async def only(self, colours: Iterable[str], for_s: float, after: float | None = None) -> None:
         """Only these colours ({"red", "off"}: red blinking) for ``for_s`` seconds from ``after`` (default: now)."""

@@ -291,7 +291,7 @@ class Runtime:
             readings = self._readings(e, now)
             if readings.contactor is not None:
                 self._track_opening(e, readings.contactor, now)
-            unlock_current = self._current_for_unlock(e, now)
+            after_opening = self._reading_after_opening(e)
             state = e.model.update(readings, now)
             self._push_to_core(e, state)
             lock = readings.lock
@@ -309,7 +309,10 @@ class Runtime:
                 current_a=current,
                 current_threshold_a=threshold,
                 unlock_permitted=unlock_permitted(
-                    readings.contactor, unlock_current, meter_fitted=hw.meter is not None, threshold_a=threshold
+                    readings.contactor,
+                    current if after_opening else None,
+                    meter_fitted=hw.meter is not None,
+                    threshold_a=threshold,
                 ),
             )
             if phase is before:
@@ -325,7 +328,7 @@ class Runtime:
                 lock=readings.lock,
                 contactor=readings.contactor,
                 current_a=current,
-                reading_after_opening=self._reading_after_opening(e),
+                reading_after_opening=after_opening,
                 meter_fitted=hw.meter is not None,
                 current_threshold_a=threshold,
             )

@@ -54,6 +54,7 @@ from typing import Any
 from controller.config_model import ChargerConfig
 from controller.facade import SimFaultKind, TokenOutcome, TokenVerdict
 from controller.types import Reservation, ReservationResult
+from hil.interlocks import InterlockMonitor, reserved_led_matches_core
 
 log = logging.getLogger(__name__)
 
@@ -750,10 +751,8 @@ class _Storm:
 
     # ------------------------------------------------------------ interlocks
 
-    async def checker(self, monitor: Any) -> None:
+    async def checker(self, monitor: InterlockMonitor) -> None:
         """State-level interlock checks and the reserved LEDs against the core, with the loop settled."""
-        from hil.interlocks import reserved_led_matches_core
-
         while not await self.sleep(self.s.check_interval_s):
             await _settle()
             monitor.check_now()
@@ -771,8 +770,7 @@ class _Storm:
     async def run(self) -> StormReport:
         report = self.report
         real0 = time.monotonic()
-        monitor = _make_monitor(self.built)
-        report.interlock_monitor = monitor is not None
+        monitor = InterlockMonitor(self.built)
         capture = _Capture(report, self.now)
         root = logging.getLogger()
         root.addHandler(capture)
@@ -788,8 +786,8 @@ class _Storm:
 
         self.loop.set_exception_handler(on_loop_error)
         unsubscribe = self.runtime.events.subscribe(self.on_event)
-        if monitor is not None:
-            monitor.start()
+        monitor.start()
+        report.interlock_monitor = True
         self.sample_memory()
         actors = [
             asyncio.ensure_future(self.guarded("injector", self.injector())),
@@ -797,8 +795,7 @@ class _Storm:
             asyncio.ensure_future(self.guarded("sampler", self.sampler())),
             *(asyncio.ensure_future(self.guarded(f"cars {i}", self.car_actor(i))) for i in self.evse_ids),
         ]
-        if monitor is not None:
-            actors.append(asyncio.ensure_future(self.guarded("checker", self.checker(monitor))))
+        actors.append(asyncio.ensure_future(self.guarded("checker", self.checker(monitor))))
         try:
             await asyncio.sleep(self.hours * 3600.0)
             self.ending.set()  # faults held now are cleared at once and their recovery proven
@@ -808,15 +805,13 @@ class _Storm:
                 task.cancel()
             await asyncio.gather(*actors, return_exceptions=True)
             self.memory_summary()
-            if monitor is not None:
-                await _settle()
-                monitor.check_now()
-                for violation in monitor.violations:
-                    _add(report, "violations", violation)
+            await _settle()
+            monitor.check_now()
+            for violation in monitor.violations:
+                _add(report, "violations", violation)
         finally:
-            if monitor is not None:
-                with contextlib.suppress(Exception):
-                    monitor.stop()
+            with contextlib.suppress(Exception):
+                monitor.stop()
             unsubscribe()
             self.loop.set_exception_handler(old_handler)
             root.removeHandler(capture)
@@ -839,16 +834,6 @@ def _brief(st: dict[str, Any]) -> str:
     """One line of an EVSE status for a finding."""
     keys = ("state", "phase", "faults", "plugged_in", "lock", "contactor", "reserved")
     return ", ".join(f"{k}={st.get(k)}" for k in keys)
-
-
-def _make_monitor(built: Any) -> Any:
-    """The interlock monitor of hil.interlocks, or None where that module is missing."""
-    try:
-        from hil.interlocks import InterlockMonitor
-    except ImportError:
-        log.error("hil.interlocks is not available: the storm runs without the interlock monitor")
-        return None
-    return InterlockMonitor(built)
 
 
 async def run_storm(

@@ -40,6 +40,7 @@ _ERROR_WHY = {
     415: "the body is not application/json",
     422: "a field is missing or invalid; `field` names it",
     500: "the controller failed; the error is logged",
+    503: "the reservation store cannot write (disk full or failing): nothing was changed; retry later",
 }
 
 
@@ -106,7 +107,7 @@ def _reservation_routes(charger: Charger) -> APIRouter:
         "/reservations",
         response_model=m.ReserveOut,
         openapi_extra=m.request_body(m.ReservationBody),
-        responses=_errors(*_BODY),
+        responses=_errors(*_BODY, 503),
     )
     async def reserve(request: Request) -> JSONResponse:
         """ReserveNow: EVSE-specific with evse_id, global without; the answer is a ReservationResult."""
@@ -133,7 +134,7 @@ def _reservation_routes(charger: Charger) -> APIRouter:
         query = _parse("ReservationCheck", ReservationCheck.from_dict, await read_json(request))
         return JSONResponse({"status": charger.check(query).value})
 
-    @router.delete("/reservations/{reservation_id}", response_model=m.CancelOut, responses=_errors(422))
+    @router.delete("/reservations/{reservation_id}", response_model=m.CancelOut, responses=_errors(422, 503))
     async def cancel(reservation_id: int) -> JSONResponse:
         """CancelReservation; ``cancelled`` is false when no such live reservation exists."""
         cancelled = charger.cancel(reservation_id)

@@ -18,11 +18,13 @@ from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from controller.facade import UnknownEvse
+from controller.store import StoreError
 from controller.types import FormatError
 
 log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 64 * 1024  # a Reservation is a few hundred bytes
+STORE_RETRY_AFTER_S = 5  # Retry-After of a 503 while the reservation store cannot write
 
 
 class ApiError(Exception):
@@ -134,7 +136,13 @@ def install_error_handlers(app: FastAPI, known_evses: Callable[[], Iterable[int]
             message = f"{where}: {exc.detail}"
         return error_response(exc.status_code, message, None, **(exc.headers or {}))
 
+    async def on_store_error(request: Request, exc: Exception) -> JSONResponse:
+        # the disk refused the write (full, read-only, failing): nothing changed; try again later
+        message = f"the reservation store cannot write, so nothing was changed; try again later ({exc})"
+        return error_response(503, message, None, **{"Retry-After": str(STORE_RETRY_AFTER_S)})
+
     app.add_exception_handler(ApiError, on_api_error)
+    app.add_exception_handler(StoreError, on_store_error)
     app.add_exception_handler(FormatError, on_format_error)
     app.add_exception_handler(UnknownEvse, on_unknown_evse)
     app.add_exception_handler(RequestValidationError, on_validation_error)

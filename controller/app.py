@@ -8,6 +8,7 @@ classes on top.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -19,6 +20,7 @@ from typing import Any
 from controller.config_model import ChargerConfig, EvseConfig, PinFactory, is_sim_meter_url
 from controller.reservation import ReservationCore, utc_now
 from controller.runtime import EvseHardware, Runtime, RuntimeSettings
+from controller.state_lock import StateDirLock
 from controller.store import ReservationStore
 from controller.types import ConnectorState
 from drivers.bridge import LoopBridge
@@ -61,9 +63,11 @@ def make_pin_factory(kind: PinFactory) -> Any:
     """A gpiozero pin factory by name; refuses to start rather than fall back to another backend."""
     try:
         if kind is PinFactory.MOCK:
-            from gpiozero.pins.mock import MockFactory, MockPWMPin
+            from gpiozero.pins.mock import MockFactory
 
-            return MockFactory(pin_class=MockPWMPin)
+            from drivers.sim.pins import CappedMockPWMPin
+
+            return MockFactory(pin_class=CappedMockPWMPin)  # bounded pin.states: a long --sim stays flat
         if kind is PinFactory.LGPIO:
             from gpiozero.pins.lgpio import LGPIOFactory
 
@@ -89,10 +93,59 @@ async def build(
     wall_clock: Callable[[], datetime] = utc_now,
     mono_clock: Callable[[], float] = time.monotonic,
 ) -> Built:
-    """Make every driver, the store, the core and the runtime (not yet started)."""
-    bridge = LoopBridge.current()
-    factory = make_pin_factory(config.controller.pin_factory)
+    """Make every driver, the store, the core and the runtime (not yet started).
+
+    First the state directory's lock (one controller per directory), then the store and the core, so a
+    busy directory or a bad database stops the start before any pin is touched. If anything fails, what
+    was already made is closed again before the error is raised, so the process can always exit.
+    """
+    directory = Path(state_dir if state_dir is not None else config.controller.state_dir)
+    lock = StateDirLock(directory)
+    lock.acquire()
     closers: list[Callable[[], Awaitable[None]]] = []
+    store: ReservationStore | None = None
+    factory: Any = None
+    try:
+        store = ReservationStore(directory / STORE_NAME)
+        core = ReservationCore({e.id: list(e.connectors) for e in config.evses}, clock=wall_clock, store=store)
+        for problem in core.startup_problems:
+            log.error("%s", problem)
+        factory = make_pin_factory(config.controller.pin_factory)
+        return await _build_runtime(config, core, store, lock, factory, closers, wall_clock, mono_clock)
+    except BaseException:
+        await _close_partial(closers, factory, store, lock)
+        raise
+
+
+async def _close_partial(
+    closers: list[Callable[[], Awaitable[None]]], factory: Any, store: ReservationStore | None, lock: StateDirLock
+) -> None:
+    """Undo a failed build: drivers and plant closed (newest first), pin factory, store, then the lock."""
+    for closer in reversed(closers):
+        try:
+            await closer()
+        except Exception:
+            log.exception("error while closing after a failed start")
+    if factory is not None:
+        with contextlib.suppress(Exception):
+            factory.close()
+    if store is not None:
+        store.close()
+    lock.release()
+
+
+async def _build_runtime(
+    config: ChargerConfig,
+    core: ReservationCore,
+    store: ReservationStore,
+    lock: StateDirLock,
+    factory: Any,
+    closers: list[Callable[[], Awaitable[None]]],
+    wall_clock: Callable[[], datetime],
+    mono_clock: Callable[[], float],
+) -> Built:
+    """The drivers (and the simulated plant), the meter pollers and the runtime around ``core``."""
+    bridge = LoopBridge.current()
     plant = None
     buses: dict[str, BusConfig] = {bus.name: bus for bus in config.meter_buses}
     if config.controller.simulated:
@@ -112,12 +165,6 @@ async def build(
         if meter is not None and evse.meter is not None:
             meters_by_bus.setdefault(evse.meter.bus, []).append((meter, evse.meter.poll_interval_s))
             meter_evse[meter.name] = evse.id
-
-    directory = state_dir if state_dir is not None else config.controller.state_dir
-    store = ReservationStore(Path(directory) / STORE_NAME)
-    core = ReservationCore({e.id: list(e.connectors) for e in config.evses}, clock=wall_clock, store=store)
-    for problem in core.startup_problems:
-        log.error("%s", problem)
 
     settings = RuntimeSettings(
         current_threshold_a=config.controller.current_threshold_a,
@@ -141,8 +188,9 @@ async def build(
 
     async def close_store() -> None:
         store.close()
+        lock.release()
 
-    # closers run in order after the runtime opened the contactors: pollers, drivers, buses, plant, store
+    # closers run in order after the runtime opened the contactors: pollers, drivers, buses, plant, store, lock
     ordered = [stop_pollers, *reversed(closers), close_store]
     runtime = Runtime(
         hardware,

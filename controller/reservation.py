@@ -4,6 +4,12 @@ Pure: no threads, timers or I/O except through the store it is given; time comes
 Every public call first ends reservations that are due, then acts; events (ReservationEnd,
 ReservationUpdateStatus, EvseReservedChanged) reach subscribers in the order they happen,
 after the change is durable.
+
+The safety loop never waits for the disk: a reservation that ends by itself (expiry, use, a fault
+or an impossible global) ends in memory at once, so its LED follows, and its row is deleted with
+the operation's write, or later if the store cannot write now (``retry_store``). A change asked
+for (reserve_now, cancel_reservation) is refused with StoreError instead, and leaves memory and
+disk as they were.
 """
 
 from __future__ import annotations
@@ -116,6 +122,7 @@ class ReservationCore:
         self._dirty = True  # something that decides the reserved indication changed
         self._groups_cache: Counter[frozenset[ConnectorType]] | None = None  # free EVSEs minus specific ones
         self._expired_now: list[ReservationEnd] = []
+        self._unsynced: set[int] = set()  # ended in memory, row not yet deleted (the store could not write)
         self.startup_events: list[CoreEvent] = []
         self.startup_problems: list[str] = []
         self._listeners.append(self.startup_events.append)
@@ -152,6 +159,9 @@ class ReservationCore:
         finally:
             self._depth -= 1
             if self._depth == 0:
+                if self._unsynced and self._store is not None and self._store.fault is None:
+                    with contextlib.suppress(StoreError):  # kept in _unsynced; the runtime retries
+                        self._write()
                 self._refresh_indication()
                 events, self._pending, self._ended_at = self._pending, [], {}
                 for event in events:
@@ -162,24 +172,58 @@ class ReservationCore:
                             log.exception("reservation event subscriber failed on %r", event)
 
     def _end(
-        self, reservation: Reservation, reason: ReservationEndReason, status: ReservationUpdate, *, durable: bool = True
+        self, reservation: Reservation, reason: ReservationEndReason, status: ReservationUpdate, *, stored: bool = False
     ) -> None:
-        """End one live reservation: durable first (unless the caller stores the outcome), then in memory,
-        then its two events."""
-        rid = reservation.reservation_id
-        if durable and self._store is not None:
-            self._store.delete(rid)
+        """End one live reservation: in memory now, then its two events; on disk with the operation's write.
+
+        ``stored``: the caller already deleted its row. Otherwise the delete is written when the operation
+        ends (or later, should the store be unable to write now: the safety loop never waits for the disk).
+        """
+        self._detach(reservation)
+        self._note_end(reservation, reason, status, stored=stored)
+
+    def _detach(self, reservation: Reservation) -> None:
+        """Take a live reservation out of memory (no events, no write)."""
         if reservation.evse_id is not None and self._specific.get(reservation.evse_id) is reservation:
             del self._specific[reservation.evse_id]
             self._changed()
-            self._ended_at[reservation.evse_id] = reason
         else:
             self._global.remove(reservation)
             self._dirty = True
-        self._seq.pop(rid, None)
+        self._seq.pop(reservation.reservation_id, None)
+
+    def _attach(self, reservation: Reservation, seq: int) -> None:
+        """Put a detached reservation back where it was (global ones in arrival order)."""
+        self._seq[reservation.reservation_id] = seq
+        if reservation.evse_id is not None:
+            self._specific[reservation.evse_id] = reservation
+            self._changed()
+        else:
+            at = sum(1 for r in self._global if self._seq[r.reservation_id] < seq)
+            self._global.insert(at, reservation)
+            self._dirty = True
+
+    def _note_end(
+        self, reservation: Reservation, reason: ReservationEndReason, status: ReservationUpdate, *, stored: bool
+    ) -> None:
+        """Log and queue the two events of an ended reservation; remember its row must go unless ``stored``."""
+        rid = reservation.reservation_id
+        if reservation.evse_id is not None:
+            self._ended_at[reservation.evse_id] = reason
+        if self._store is not None and not stored:
+            self._unsynced.add(rid)
         log.info("reservation %d ended: %s", rid, reason.value)
         self._pending.append(ReservationEnd(reason, rid, reservation.evse_id))
         self._pending.append(ReservationUpdateStatus(rid, status))
+
+    def _write(self, puts: Sequence[tuple[int, Reservation]] = (), deletes: Iterable[int] = ()) -> None:
+        """One durable transaction: ``puts``, ``deletes`` and every end not yet on disk. Raises StoreError."""
+        if self._store is None:
+            return
+        put_ids = {r.reservation_id for _seq, r in puts}
+        pending = self._unsynced - put_ids
+        self._store.write(puts, [*pending, *(d for d in deletes if d not in pending)])
+        self._unsynced -= pending | put_ids
 
     def _expire(self, now: datetime) -> list[ReservationEnd]:
         due = [r for r in self._live() if r.expiry_time <= now]
@@ -305,21 +349,28 @@ class ReservationCore:
             self._dirty = True
 
     def _reload(self) -> None:
-        """Re-make stored reservations in arrival order; end the expired and the impossible."""
+        """Re-make stored reservations in arrival order; end the expired and the impossible.
+
+        A row that is not kept is never inserted (it would take the slot of a kept one on the same EVSE);
+        its row is deleted with all the others in the one write that ends the start-up operation.
+        """
         if self._store is None:
             return
         rows, self.startup_problems = self._store.load()
         now = self._clock()
         for row in rows:
             r = row.reservation
-            expired = r.expiry_time <= now
-            result = ReservationResult.ACCEPTED if expired else self._decide(r)
-            self._insert(r, row.seq)
-            if expired:
-                self._end(r, ReservationEndReason.EXPIRED, ReservationUpdate.EXPIRED)
-            elif result is not ReservationResult.ACCEPTED:
+            self._next_seq = max(self._next_seq, row.seq + 1)
+            if r.expiry_time <= now:
+                self._note_end(r, ReservationEndReason.EXPIRED, ReservationUpdate.EXPIRED, stored=False)
+                continue
+            result = self._decide(r)
+            if result is ReservationResult.ACCEPTED:
+                self._insert(r, row.seq)
+            else:
                 log.warning("stored reservation %d no longer possible (%s)", r.reservation_id, result.value)
-                self._end(r, ReservationEndReason.CANCELLED, ReservationUpdate.REMOVED)
+                self._note_end(r, ReservationEndReason.CANCELLED, ReservationUpdate.REMOVED, stored=False)
+        self._ended_at = {}  # nothing was reserved before: no EVSE's indication ends here
 
     def _recheck(self) -> None:
         """Cancel what is no longer possible, first-come first-kept (specific by EVSE, then global)."""
@@ -378,40 +429,49 @@ class ReservationCore:
     # ------------------------------------------------------------ public: changes
 
     def reserve_now(self, reservation: Reservation) -> ReservationResult:
-        """Decide a ReserveNow exactly in DESIGN.md's order; Accepted means stored durably."""
+        """Decide a ReserveNow exactly in DESIGN.md's order; Accepted means stored durably.
+
+        Raises StoreError when the outcome cannot be written; then nothing changed, in memory or on disk
+        (a reservation it would have replaced is still live).
+        """
         with self._operation():
             if reservation.expiry_time < self._clock():
                 return ReservationResult.REJECTED
-            old = self._find(reservation.reservation_id)
+            rid = reservation.reservation_id
+            old = self._find(rid)
+            old_seq = self._seq[rid] if old is not None else 0
             if old is not None:
-                # Replaced: its row stays until the decision is stored, in ONE transaction (the new row
-                # overwrites it, or it is deleted), so a power cut cannot lose it in between.
-                self._end(old, ReservationEndReason.CANCELLED, ReservationUpdate.REMOVED, durable=False)
+                # Replaced: decided without it; its row goes in the SAME transaction that stores the outcome
+                # (the new row overwrites it, or it is deleted), so a power cut cannot lose it in between.
+                self._detach(old)
             result = self._decide(reservation)
+            seq = self._next_seq
+            try:
+                if result is ReservationResult.ACCEPTED:
+                    self._write(puts=[(seq, reservation)])
+                elif old is not None:
+                    self._write(deletes=[rid])
+            except StoreError:
+                if old is not None:
+                    self._attach(old, old_seq)
+                log.warning("reserve_now %d not stored: the store cannot write; nothing changed", rid)
+                raise
+            if old is not None:
+                self._note_end(old, ReservationEndReason.CANCELLED, ReservationUpdate.REMOVED, stored=True)
             if result is ReservationResult.ACCEPTED:
-                seq = self._next_seq
-                if self._store is not None:
-                    try:
-                        self._store.put(seq, reservation)
-                    except StoreError:
-                        if old is not None:
-                            with contextlib.suppress(StoreError):
-                                self._store.delete(old.reservation_id)  # memory has ended it: so should disk
-                        raise
                 self._insert(reservation, seq)
-                self._pending.append(ReservationUpdateStatus(reservation.reservation_id, ReservationUpdate.PLACED))
-            elif old is not None and self._store is not None:
-                self._store.delete(old.reservation_id)
-            log.info("reserve_now %d -> %s", reservation.reservation_id, result.value)
+                self._pending.append(ReservationUpdateStatus(rid, ReservationUpdate.PLACED))
+            log.info("reserve_now %d -> %s", rid, result.value)
             return result
 
     def cancel_reservation(self, reservation_id: int) -> bool:
-        """Cancel on request; False if no such live reservation."""
+        """Cancel on request; False if no such live reservation. StoreError when it cannot be written (kept)."""
         with self._operation():
             r = self._find(reservation_id)
             if r is None:
                 return False
-            self._end(r, ReservationEndReason.CANCELLED, ReservationUpdate.CANCELLED)
+            self._write(deletes=[reservation_id])  # StoreError: refused, nothing changed
+            self._end(r, ReservationEndReason.CANCELLED, ReservationUpdate.CANCELLED, stored=True)
             return True
 
     def use_reservation(self, reservation_id: int) -> bool:
@@ -462,6 +522,31 @@ class ReservationCore:
                 self._plugged.discard(evse_id)
             self._changed()
 
+    # ------------------------------------------------------------ public: the store
+
+    @property
+    def store_fault(self) -> str | None:
+        """Why the store cannot write now (None when it can, or when there is no store)."""
+        return self._store.fault if self._store is not None else None
+
+    @property
+    def unsynced_ends(self) -> int:
+        """How many ended reservations are still on disk because the store could not write yet."""
+        return len(self._unsynced)
+
+    def retry_store(self) -> bool:
+        """Write the ends not yet on disk, or probe a faulted store; True when the store is writable again."""
+        if self._store is None:
+            return True
+        try:
+            if self._unsynced:
+                self._write()
+            elif self._store.fault is not None:
+                self._store.probe()
+        except StoreError:
+            return False
+        return True
+
     # ------------------------------------------------------------ public: questions
 
     def is_charging_possible(self, evse_id: int) -> bool:
@@ -475,6 +560,11 @@ class ReservationCore:
         """Is this EVSE held by an EVSE-specific reservation?"""
         with self._operation():
             return evse_id in self._specific
+
+    @property
+    def last_reserved_evses(self) -> frozenset[int]:
+        """The reserved set as last computed, without expiring anything first (a fallback that cannot fail)."""
+        return self._reserved
 
     def reserved_evses(self) -> frozenset[int]:
         """The EVSEs whose reserved LED must be on now."""

@@ -54,6 +54,7 @@ log = logging.getLogger(__name__)
 # EVSE that a just-used global reservation's car is about to plug into (the core would see it free).
 _SESSION_OCCUPIES = (Phase.AUTHORIZED, Phase.LOCKING, Phase.CHARGING, Phase.STOPPING)
 _MAX_TIMER_S = 3600.0  # re-check at least hourly, so a wall-clock jump cannot strand an expiry
+STORE_RETRY_S = 2.0  # while the store cannot write, try again this often (one cheap write)
 
 
 @dataclass
@@ -142,6 +143,7 @@ class Runtime:
             self._evses[hw.evse_id] = _Evse(hw, model, session)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._expiry_timer: asyncio.TimerHandle | None = None
+        self._store_timer: asyncio.TimerHandle | None = None
         self._stopping = False
         self._tasks: set[asyncio.Task[Any]] = set()
         core.subscribe(self._on_core_event)
@@ -164,6 +166,7 @@ class Runtime:
         for e in self._evses.values():
             self._evaluate(e)
         self._arm_expiry()
+        self._arm_store_retry()
         log.info("controller running with %d EVSEs", len(self._evses))
 
     async def stop(self) -> None:
@@ -173,6 +176,8 @@ class Runtime:
         self._stopping = True
         if self._expiry_timer is not None:
             self._expiry_timer.cancel()
+        if self._store_timer is not None:
+            self._store_timer.cancel()
         for e in self._evses.values():
             if e.timer is not None:
                 e.timer.cancel()
@@ -293,7 +298,7 @@ class Runtime:
                 self._track_opening(e, readings.contactor, now)
             after_opening = self._reading_after_opening(e)
             state = e.model.update(readings, now)
-            self._push_to_core(e, state)
+            self._push_to_core_safely(e, state)
             lock = readings.lock
             before = e.session.view.phase
             phase = e.session.step(
@@ -322,7 +327,7 @@ class Runtime:
             OutputInputs(
                 state=state,
                 session=e.session.view,
-                reserved=e.evse_id in self.core.reserved_evses(),
+                reserved=self._reserved_safely(e),
                 lock_when_reserved=hw.lock_when_reserved,
                 lock_fitted=hw.lock is not None,
                 lock=readings.lock,
@@ -337,6 +342,21 @@ class Runtime:
         self._apply(e, outputs)
         self._arm_evse_timer(e, state)
         self._publish_state(e)
+
+    def _push_to_core_safely(self, e: _Evse, state: EvseState) -> None:
+        """Feed the core; a failure there is logged and the evaluation goes on to drive the outputs."""
+        try:
+            self._push_to_core(e, state)
+        except Exception:
+            log.exception("EVSE %d: reservation core failed on a state change; outputs still driven", e.evse_id)
+
+    def _reserved_safely(self, e: _Evse) -> bool:
+        """Is the EVSE reserved? On a core failure, what the core last said (outputs must still be driven)."""
+        try:
+            return e.evse_id in self.core.reserved_evses()
+        except Exception:
+            log.exception("EVSE %d: reservation core failed; using its last reserved set", e.evse_id)
+            return e.evse_id in self.core.last_reserved_evses
 
     def _push_to_core(self, e: _Evse, state: EvseState) -> None:
         for connector_id, connector_state in state.connector_states.items():
@@ -420,6 +440,20 @@ class Runtime:
         if self._loop is not None:
             self._request_all()
             self._arm_expiry()
+            self._arm_store_retry()
+
+    def _arm_store_retry(self) -> None:
+        """While the store cannot write (or owes deletes), retry it every STORE_RETRY_S; nothing waits on it."""
+        if self._loop is None or self._stopping or self._store_timer is not None:
+            return
+        if self.core.store_fault is None and self.core.unsynced_ends == 0:
+            return
+        self._store_timer = self._loop.call_later(STORE_RETRY_S, self._retry_store)
+
+    def _retry_store(self) -> None:
+        self._store_timer = None
+        self.core.retry_store()
+        self._arm_store_retry()
 
     def _publish_core_event(self, event: CoreEvent) -> None:
         kind = (
@@ -450,6 +484,7 @@ class Runtime:
             self.core.expire_due()
         finally:
             self._arm_expiry()
+            self._arm_store_retry()
 
     # ------------------------------------------------------------ Charger facade
 
@@ -464,12 +499,18 @@ class Runtime:
         return e
 
     def reserve(self, reservation: Reservation) -> ReservationResult:
-        """ReserveNow; the LEDs and locks follow through the core's events."""
-        return self.core.reserve_now(reservation)
+        """ReserveNow; the LEDs and locks follow through the core's events. StoreError: refused, nothing changed."""
+        try:
+            return self.core.reserve_now(reservation)
+        finally:
+            self._arm_store_retry()
 
     def cancel(self, reservation_id: int) -> bool:
-        """CancelReservation."""
-        return self.core.cancel_reservation(reservation_id)
+        """CancelReservation. StoreError: refused, the reservation is kept."""
+        try:
+            return self.core.cancel_reservation(reservation_id)
+        finally:
+            self._arm_store_retry()
 
     def reservations(self) -> list[Reservation]:
         """Live reservations in arrival order."""
@@ -596,7 +637,13 @@ class Runtime:
         return {
             "evses": [self.evse_status(evse_id) for evse_id in self._evses],
             "reservations": [r.to_dict() for r in self.core.reservations()],
+            "store": self.store_status(),
         }
+
+    def store_status(self) -> dict[str, Any]:
+        """The reservation store's health: ``ok``, the ``error`` while it cannot write, ends not yet written."""
+        fault = self.core.store_fault
+        return {"ok": fault is None, "error": fault, "unsynced_ends": self.core.unsynced_ends}
 
     def _publish_state(self, e: _Evse) -> None:
         doc = self.evse_status(e.evse_id)

@@ -140,13 +140,9 @@ class CountingStore(ReservationStore):
 
     writes = 0
 
-    def put(self, *args: object, **kwargs: object) -> None:
+    def write(self, *args: object, **kwargs: object) -> None:
         self.writes += 1
-        super().put(*args, **kwargs)  # type: ignore[arg-type]
-
-    def delete(self, *args: object, **kwargs: object) -> None:
-        self.writes += 1
-        super().delete(*args, **kwargs)  # type: ignore[arg-type]
+        super().write(*args, **kwargs)  # type: ignore[arg-type]
 
 
 def test_a_replacement_is_one_write_and_a_refused_one_removes_the_old_row(tmp_path: Path) -> None:
@@ -163,3 +159,52 @@ def test_a_replacement_is_one_write_and_a_refused_one_removes_the_old_row(tmp_pa
     assert core.reserve_now(res(4, "c", evse=1)) is ReservationResult.FAULTED
     assert store.writes == 1 and rows(path) == []  # DESIGN step 2: the old one is gone, refused or not
     assert core.reservations() == []
+
+
+def test_a_row_with_invalid_utf8_is_quarantined_not_fatal(tmp_path: Path) -> None:
+    path = tmp_path / "res.db"
+    core = ReservationCore(SITE, clock=FakeClock(), store=ReservationStore(path))
+    core.reserve_now(res(1))
+    core.reserve_now(res(2))
+    with sqlite3.connect(path) as db:
+        db.execute("UPDATE reservations SET payload = CAST(X'7B22FF22' AS TEXT) WHERE reservation_id = 2")
+    store = ReservationStore(path)
+    again = ReservationCore(SITE, clock=FakeClock(), store=store)
+    assert [r.reservation_id for r in again.reservations()] == [1]
+    assert len(again.startup_problems) == 1 and "stored reservation 2" in again.startup_problems[0]
+    assert "utf-8" in again.startup_problems[0].lower()
+    [(payload, problem)] = store.quarantined()
+    assert payload == b'{"\xff"' and "utf-8" in problem.lower()
+    assert rows(path) == [(1, 0)]
+
+
+def test_an_empty_file_is_refused_not_taken_as_a_new_store(tmp_path: Path) -> None:
+    path = tmp_path / "res.db"
+    path.write_bytes(b"")
+    with pytest.raises(StoreError, match=r"res\.db: is an empty file \(0 bytes\)"):
+        ReservationStore(path)
+    assert path.read_bytes() == b""  # untouched
+
+
+def test_a_new_store_is_made_whole_under_another_name_then_renamed(tmp_path: Path) -> None:
+    path = tmp_path / "res.db"
+    (tmp_path / "res.db.new").write_bytes(b"half-made leftover of a crash")
+    ReservationStore(path).close()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["res.db"]
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA application_id").fetchone()[0] == 0x45564352
+    ReservationStore(path).close()  # and it opens again as ours
+
+
+def test_expired_rows_at_start_are_deleted_in_one_transaction(tmp_path: Path) -> None:
+    path = tmp_path / "res.db"
+    clock = FakeClock()
+    first = ReservationCore(site(*[(T2,)] * 60), clock=clock, store=ReservationStore(path))
+    for rid in range(50):
+        first.reserve_now(res(rid, evse=rid + 1, minutes=1))
+    first.reserve_now(res(99, evse=60, minutes=60))
+    clock.advance(5 * 60)
+    store = CountingStore(path)
+    again = ReservationCore(site(*[(T2,)] * 60), clock=clock, store=store)
+    assert store.writes == 1
+    assert rows(path) == [(99, 50)] and [r.reservation_id for r in again.reservations()] == [99]

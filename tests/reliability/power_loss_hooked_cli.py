@@ -15,7 +15,7 @@ import asyncio
 import os
 import signal
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from controller import cli
@@ -32,20 +32,21 @@ def _ack_before_commit(delay_s: float) -> None:
 
         return later
 
-    ReservationStore.put = deferred(ReservationStore.put)  # type: ignore[method-assign]
-    ReservationStore.delete = deferred(ReservationStore.delete)  # type: ignore[method-assign]
+    ReservationStore.write = deferred(ReservationStore.write)  # type: ignore[method-assign]
 
 
 def _kill_at_put(prefix: str) -> None:
     """Die by SIGKILL just before storing a reservation whose token starts with ``prefix``."""
-    put = ReservationStore.put
+    write = ReservationStore.write
 
-    def put_or_die(self: ReservationStore, seq: int, reservation: Reservation) -> None:
-        if reservation.id_token.startswith(prefix):
+    def write_or_die(
+        self: ReservationStore, puts: Sequence[tuple[int, Reservation]] = (), deletes: Iterable[int] = ()
+    ) -> None:
+        if any(reservation.id_token.startswith(prefix) for _seq, reservation in puts):
             os.kill(os.getpid(), signal.SIGKILL)
-        put(self, seq, reservation)
+        write(self, puts, deletes)
 
-    ReservationStore.put = put_or_die  # type: ignore[method-assign]
+    ReservationStore.write = write_or_die  # type: ignore[method-assign]
 
 
 def main(argv: Sequence[str]) -> int:

@@ -15,19 +15,23 @@ from controller.facade import SimFaultKind, TokenVerdict
 from controller.types import (
     MAX_ID,
     MAX_TOKEN_LENGTH,
+    TOKEN_PATTERN,
     ConnectorState,
     ConnectorType,
     ReservationCheckStatus,
     ReservationResult,
 )
 
-# At least one character that is not white space (a pattern matches anywhere in the string). Python's
-# str.strip() also strips \x1c-\x1f and \x85, which ECMA-262's \s does not cover: excluded explicitly.
-_NOT_BLANK = r"[^\s\x1c-\x1f\x85]"
+# The token policy of controller.types.parse_token, as one pattern: no control character anywhere and at least
+# one visible character (not only white space, format or combining characters). Explicit code point ranges, no
+# \s: Python's and ECMA-262's \s differ, and the schema must say exactly what parse_token accepts.
 _TOKEN = Field(
-    min_length=1, max_length=MAX_TOKEN_LENGTH, pattern=_NOT_BLANK, description="id token, compared case-insensitively"
+    min_length=1,
+    max_length=MAX_TOKEN_LENGTH,
+    pattern=TOKEN_PATTERN,
+    description="id token, compared ASCII case-insensitively; no control characters, not only invisible ones",
 )
-_GROUP = Field(default=None, min_length=1, max_length=MAX_TOKEN_LENGTH, pattern=_NOT_BLANK)
+_GROUP = Field(default=None, min_length=1, max_length=MAX_TOKEN_LENGTH, pattern=TOKEN_PATTERN)
 
 
 class ErrorOut(BaseModel):
@@ -171,13 +175,22 @@ class EvseStatusOut(BaseModel):
     connectors: list[ConnectorOut]
 
 
+class StoreStatusOut(BaseModel):
+    """The reservation store's health: while it cannot write, changes are refused (503) and ends wait."""
+
+    ok: bool
+    error: str | None = Field(description="why the store cannot write (disk full, I/O error), null when it can")
+    unsynced_ends: int = Field(ge=0, description="reservations ended in memory whose rows are not yet deleted")
+
+
 class StatusOut(BaseModel):
-    """``GET /status``: every EVSE, then the live reservations."""
+    """``GET /status``: every EVSE, then the live reservations, then the store's health."""
 
     model_config = ConfigDict(extra="allow")
 
     evses: list[EvseStatusOut]
     reservations: list[ReservationBody]
+    store: StoreStatusOut
 
 
 def request_body(model: type[BaseModel]) -> dict[str, Any]:

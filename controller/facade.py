@@ -143,7 +143,11 @@ class Charger(Protocol):
                     "status_led" ({"color", "pattern"} or null), "lock" (locked|unlocked|moving|fault),
                     "contactor" (open|closed), "charging" (bool), "power_w" (float|null),
                     "faults": [str], "connectors": [{"id", "type", "state"}]}],
-         "reservations": [Reservation.to_dict()]}
+         "reservations": [Reservation.to_dict()],
+         "store": {"ok" (bool), "error" (str|null), "unsynced_ends" (int)}}
+
+    ``reserve`` and ``cancel`` raise controller.store.StoreError when the reservation store cannot
+    write; then nothing changed (the HTTP API answers 503). Everything else goes on without the disk.
 
     Event documents published on ``events`` have a ``type`` of ``reservation_update``
     (ReservationUpdateStatus fields), ``reservation_end`` (ReservationEnd fields),

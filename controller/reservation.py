@@ -37,6 +37,7 @@ from controller.types import (
     ReservationResult,
     ReservationUpdate,
     ReservationUpdateStatus,
+    same_token,
     types_compatible,
 )
 
@@ -65,8 +66,6 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-def _same_token(a: str | None, b: str | None) -> bool:
-    return a is not None and b is not None and a.casefold() == b.casefold()
 
 
 def _weightiest(states: Iterable[ConnectorState]) -> ReservationResult:
@@ -579,7 +578,7 @@ class ReservationCore:
         with self._operation():
 
             def matches(r: Reservation) -> bool:
-                return _same_token(r.id_token, id_token) or _same_token(r.parent_id_token, parent_id_token)
+                return same_token(r.id_token, id_token) or same_token(r.parent_id_token, parent_id_token)
 
             if evse_id is not None and evse_id in self._specific:
                 own = self._specific[evse_id]

@@ -32,6 +32,7 @@ from controller.types import (
     ReservationCheckStatus,
     ReservationEnd,
     ReservationResult,
+    same_token,
 )
 from drivers.interfaces import (
     Contactor,
@@ -564,7 +565,7 @@ class Runtime:
     def _decide_token(self, e: _Evse, token: str) -> TokenOutcome:
         view = e.session.view
         evse_id = e.evse_id
-        same = view.token is not None and view.token.casefold() == token.casefold()
+        same = same_token(view.token, token)
         if view.phase in (Phase.LOCKING, Phase.CHARGING) and same:
             return TokenOutcome(evse_id, TokenVerdict.STOPPED, "the same token stops the running session")
         if view.phase is not Phase.IDLE:

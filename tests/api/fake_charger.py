@@ -141,6 +141,8 @@ class FakeCharger:
         return {
             "evses": [self._evse_status(evse_id) for evse_id in self.core.evse_ids],
             "reservations": [r.to_dict() for r in self.core.reservations()],
+            "store": {"ok": self.core.store_fault is None, "error": self.core.store_fault,
+                      "unsynced_ends": self.core.unsynced_ends},
         }
 
     def _evse_status(self, evse_id: int) -> dict[str, Any]:

@@ -18,7 +18,8 @@ EVSE_KEYS = {
 async def test_status_has_the_documented_shape(api: Api) -> None:
     reply = await api.call("GET", "/status")
     assert reply.status == 200
-    assert set(reply.json) == {"evses", "reservations"}
+    assert set(reply.json) == {"evses", "reservations", "store"}
+    assert reply.json["store"] == {"ok": True, "error": None, "unsynced_ends": 0}
     assert [e["id"] for e in reply.json["evses"]] == [1, 2]
     for evse in reply.json["evses"]:
         assert set(evse) == EVSE_KEYS

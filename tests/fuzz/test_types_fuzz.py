@@ -8,13 +8,25 @@ A parsed record must survive its own ``to_dict`` unchanged.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
+import jsonschema_rs
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from controller.types import FormatError, Reservation, ReservationCheck, field_name
+from controller.types import (
+    INVISIBLE_RANGES,
+    MAX_TOKEN_LENGTH,
+    TOKEN_PATTERN,
+    FormatError,
+    Reservation,
+    ReservationCheck,
+    field_name,
+    parse_token,
+    same_token,
+)
 
 from .live_api import scale_factor
 
@@ -48,7 +60,8 @@ near_values = (
     | st.sampled_from(["cType2", "Unknown", "sCEE-7_7", "ctype2", "", " ", "\t"])
     | st.text(min_size=250, max_size=260)
 )
-tokens = st.text(min_size=1, max_size=20).filter(str.strip)
+ECMA_TOKEN = re.compile(TOKEN_PATTERN.removesuffix("$") + r"\Z")  # "$" as JSON Schema reads it: the end
+tokens = st.text(min_size=1, max_size=20).filter(ECMA_TOKEN.search)
 ids = st.integers(0, 2**31 - 1)
 expiries = st.sampled_from(["2030-01-01T00:00:00Z", "2026-11-21T13:00:00.123+01:00", "0001-01-01T00:00:00Z"])
 valid_reservation = st.fixed_dictionaries(
@@ -141,3 +154,39 @@ def test_a_token_that_is_not_unicode_text_is_refused(key: str) -> None:
     with pytest.raises(FormatError) as refused:
         Reservation.from_dict(document)
     assert refused.value.field == key
+
+
+# ------------------------------------------------------------------ the token policy
+
+_INVISIBLE = [chr(cp) for lo, hi in INVISIBLE_RANGES for cp in (lo, (lo + hi) // 2, hi)]
+token_like = st.text(
+    st.sampled_from(_INVISIBLE) | st.characters(max_codepoint=0xA0) | st.characters(exclude_categories=["Cs"]),
+    max_size=8,
+) | st.text(max_size=MAX_TOKEN_LENGTH + 2)
+TOKEN_SCHEMA = jsonschema_rs.validator_for(  # the API's token schema (controller.api_models), as schemathesis checks it
+    {"type": "string", "minLength": 1, "maxLength": MAX_TOKEN_LENGTH, "pattern": TOKEN_PATTERN}
+)
+
+
+@FUZZ
+@given(token=token_like)
+def test_parse_token_and_the_schema_pattern_agree(token: str) -> None:
+    """What the OpenAPI schema calls a valid token (as a JSON Schema validator reads it) is what the parser takes."""
+    try:
+        accepted = parse_token("id_token", token) == token
+    except FormatError as exc:
+        assert exc.field == "id_token" and exc.problem, exc
+        accepted = False
+    assert TOKEN_SCHEMA.is_valid(token) == accepted, token
+    assert (ECMA_TOKEN.search(token) is not None and 1 <= len(token) <= MAX_TOKEN_LENGTH) == accepted, token
+
+
+@FUZZ
+@given(a=token_like, b=token_like | st.builds(str.swapcase, token_like) | st.builds(str.upper, token_like))
+def test_same_token_is_ascii_case_insensitive_equality(a: str, b: str) -> None:
+    """Symmetric, and true exactly when the two are equal once A-Z are lowered (nothing else folds)."""
+    expected = len(a) == len(b) and all(
+        x == y or (x.isascii() and y.isascii() and x.lower() == y.lower()) for x, y in zip(a, b, strict=True)
+    )
+    assert same_token(a, b) == same_token(b, a) == expected
+    assert same_token(a, a)

@@ -258,7 +258,27 @@ def test_negative_interval_is_rejected() -> None:
 
 @pytest.mark.parametrize(
     ("token", "shown"),
-    [(TOKEN, "0F...C3"), ("ABCDEFG", "AB...FG"), ("ABCDEF", "..."), ("", "...")],
+    [
+        ("", "..."),
+        ("A", "..."),
+        ("ABCDEF", "..."),  # up to 6 characters: nothing shown
+        ("ABCDEFG", "...FG"),  # 7 to 16: the last two only
+        ("0A1B2C3D", "...3D"),  # an 8-hex RFID UID (it showed "0A...3D", half of it)
+        (TOKEN, "...C3"),
+        ("0123456789ABCDEF", "...EF"),
+        ("0123456789ABCDEFG", "01...FG"),  # longer: two at each end
+        ("DRIVER-SECRET-4711", "DR...11"),
+    ],
 )
-def test_redact_token_keeps_only_two_characters_at_each_end(token: str, shown: str) -> None:
+def test_redact_token_shows_at_most_two_characters_of_a_short_token(token: str, shown: str) -> None:
     assert redact_token(token) == shown
+
+
+@given(st.text(max_size=40))
+def test_redact_token_never_reveals_much(token: str) -> None:
+    """At most 2 characters of a token of 16 or fewer, at most 4 of any, and only from its ends."""
+    shown = redact_token(token)
+    revealed = shown.replace("...", "", 1)
+    assert "..." in shown and len(revealed) <= (2 if len(token) <= 16 else 4)
+    head, _, tail = shown.partition("...")
+    assert token.startswith(head) and token.endswith(tail)

@@ -4,7 +4,7 @@ The DUT is ``controller.app.build`` on the profile's DUT configuration, with its
 127.0.0.1 so scenarios talk to it exactly as on a real bench. The plant is the one the sim build
 wires to the DUT's pins (drivers.sim: contactor aux after a delay, lock switch after the travel,
 the plug, meters on a Modbus server). The harness reads every line from the pins' own state
-histories (``MockPin.states``), so edge times are exact whatever the polling rate.
+histories (``drivers.sim.pins.read_changes``), so edge times are exact whatever the polling rate.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from typing import Any
 from controller.api import create_app
 from controller.api_server import ApiServer
 from controller.app import Built, build
+from drivers.sim.pins import change_count, read_changes
 from drivers.sim.plant import SimPlant
 from hil.bench import PlantFault
 from hil.dut_api import DutApi
@@ -32,21 +33,22 @@ POLL_S = 0.005
 
 
 class MockLineProbe:
-    """Reads one mock pin's state history incrementally, with each change's monotonic time."""
+    """Reads one mock pin's state history incrementally, with each change's monotonic time.
+
+    The pins keep a bounded history (drivers.sim.pins.CappedMockPWMPin): the probe reads on from the
+    sequence number it got to, so it sees every change as long as it polls before HISTORY_CAP more
+    happen; changes dropped before it read them are counted in ``lost`` and logged.
+    """
 
     def __init__(self, pin: Any, spec: LineSpec) -> None:
         self.pin = pin
         self.spec = spec
-        # MockPin keeps each change's delta to the previous one and the time of the last change
-        # (``_last_change``, gpiozero 2.0.1); from that, every later change gets its absolute time.
-        while True:  # another thread may append while we look: read until consistent
-            last = pin._last_change
-            count = len(pin.states)
-            if pin._last_change == last and len(pin.states) == count:
-                break
-        self._count = count
-        self._t = float(last)
-        self._value = self.level(pin.states[count - 1].state)
+        self.lost = 0
+        attached = read_changes(pin, change_count(pin) - 1)  # the present state (and any change since)
+        latest = attached.changes[-1]
+        self._next = attached.next_seq
+        self._t = latest.time
+        self._value = self.level(latest.state)
 
     def level(self, raw: Any) -> float:
         """Electrical state as "on" level: 1.0 on, 0.0 off; a PWM duty for dimmed LEDs."""
@@ -59,14 +61,13 @@ class MockLineProbe:
 
     def poll(self) -> list[tuple[float, float]]:
         """Changes since the last poll, as (monotonic time, value)."""
-        states = self.pin.states
-        count = len(states)
-        out = []
-        for state in states[self._count : count]:
-            self._t += state.timestamp
-            out.append((self._t, self.level(state.state)))
-        self._count = count
-        return out
+        read = read_changes(self.pin, self._next)
+        self._next = read.next_seq
+        if read.lost:
+            self.lost += read.lost
+            log.warning("%s line (%s): %d changes dropped from its history before they were read", self.spec.role,
+                        self.spec.harness, read.lost)
+        return [(change.time, self.level(change.state)) for change in read.changes]
 
 
 class SimBench:

@@ -24,6 +24,7 @@ from controller.api_server import ApiServer
 from controller.app import Built, build
 from controller.config import load_sim_default
 from controller.types import format_rfc3339
+from drivers.sim.pins import read_changes
 from drivers.sim.plant import SimEvse, SimPlant
 from hil.timewarp import WarpClock, WarpLoop, run_warped
 
@@ -87,7 +88,7 @@ async def http(port: int, method: str, path: str, body: Any = None) -> Reply:
         data = b"" if body is None else json.dumps(body).encode()
         head = [f"{method} {path} HTTP/1.1", f"Host: 127.0.0.1:{port}", "Connection: close",
                 f"Content-Length: {len(data)}"]
-        if body is not None:
+        if body is not None or method == "POST":  # the API refuses a POST without it (415), body or not
             head.append("Content-Type: application/json")
         writer.write(("\r\n".join(head) + "\r\n\r\n").encode() + data)
         await writer.drain()
@@ -235,22 +236,13 @@ async def until_async(check: Callable[[], Awaitable[bool]], what: str, within_s:
 
 
 def changes(pin: Any) -> list[tuple[float, float]]:
-    """Every recorded state of a mock pin as (real monotonic time, level), oldest first.
+    """Every state a mock pin still keeps as (real monotonic time, level), oldest first.
 
-    gpiozero's MockPin keeps each state with its delay after the previous one and the time of the last
-    change (``_last_change``, as hil/sim_bench.py reads it). The times are real, not warped: good for
-    ordering edges of different pins, not for durations.
+    The sim's pins keep their last HISTORY_CAP changes with their times (drivers.sim.pins.read_changes,
+    as hil/sim_bench.py reads them). The times are real, not warped: good for ordering edges of different
+    pins, not for durations.
     """
-    while True:  # a blink thread may append while we look: read until consistent
-        last, states = pin._last_change, list(pin.states)
-        if pin._last_change == last and len(pin.states) == len(states):
-            break
-    out: list[tuple[float, float]] = []
-    t = float(last)
-    for state in reversed(states):
-        out.append((t, float(state.state)))
-        t -= state.timestamp
-    return out[::-1]
+    return [(change.time, float(change.state)) for change in read_changes(pin).changes]
 
 
 def first_change(pin: Any, level: float, after: float) -> float:
@@ -259,14 +251,17 @@ def first_change(pin: Any, level: float, after: float) -> float:
 
 
 def blinks(pin: Any, since: int, *, real_wait_s: float = 3.0) -> bool:
-    """Whether ``pin`` went off and then on again in its state history after index ``since``.
+    """Whether ``pin`` went off and then on again in its states numbered ``since`` or later.
+
+    ``since`` is a sequence number: ``drivers.sim.pins.change_count(pin)`` taken before the change of interest
+    (it equals ``len(pin.states)`` until the pin's bounded history first fills up).
 
     Blinking LEDs are driven by gpiozero threads in real time (0.5 s on, 0.5 s off), so this blocks the loop
     for about one blink period; ``real_wait_s`` only bounds how long a broken controller is waited for.
     """
     give_up = time.monotonic() + real_wait_s
     while True:
-        levels = [float(s.state) for s in list(pin.states)[since:]]
+        levels = [float(change.state) for change in read_changes(pin, since).changes]
         off = next((i for i, v in enumerate(levels) if v < 1e-6), None)
         if off is not None and any(v > 1.0 - 1e-6 for v in levels[off:]):
             return True

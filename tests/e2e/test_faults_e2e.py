@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from drivers.sim.pins import change_count
+
 from .sim_charger import PINS, SimCharger, blinks, first_change, run_sim, until, until_async
 
 LAG_S = 0.05
@@ -63,7 +65,7 @@ def test_a_fault_on_a_reserved_evse_cancels_its_reservation_and_shows_red(tmp_pa
         red = c.pin(PINS[1].red)
         events = await c.events()
         try:
-            mark = len(red.states)
+            mark = change_count(red)
             status = await _reserved_then_faulted(c, kind)
             assert status["reserved"] is False and status["reserved_led"] == "off"
             assert status["status_led"] == {"color": "red", "pattern": "blink"}

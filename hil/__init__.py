@@ -1,2 +1,17 @@
 """The hardware-in-the-loop bench: a plant that animates the charger's hardware, and scenarios that check the
-controller's lines on a simulated bench (``sim``) or a real one. Entry point: ``charger-hil`` (hil.cli)."""
+controller's lines on a simulated bench (``sim``) or a real one. Entry point: ``charger-hil`` (hil.cli).
+
+What lives where, from the bottom up (each imports only what is below it; nothing in ``controller``
+or ``drivers`` imports ``hil``):
+
+- bench profiles: ``profile`` (what a profile holds), ``profile_loader`` (reading ``benches/*.toml``);
+- recording: ``timeline`` (lines, markers, checks over time), ``timewarp`` (a loop clock that skips
+  idle waits), ``dut_api`` (the DUT's HTTP API as the harness uses it);
+- benches: ``bench`` (the ``BenchDriver`` interface and ``PlantFault``), ``sim_bench`` (the DUT in this
+  process), ``real_bench`` with ``plant`` and ``meter_link`` (a harness Pi wired to a DUT Pi);
+- scenarios: ``checks`` (how a check is judged and recorded), ``line_views`` (the checks on an EVSE's
+  lines), ``harness`` (``Bench``, a scenario's handle), ``scenario`` and ``scenarios/`` (the suite);
+- running and reporting: ``runner``, ``report`` with ``plot``, ``cli``;
+- simulated-charger instruments: ``interlocks/`` (a monitor of every coil and lock-motor edge) and
+  ``storm/`` (fault storms, ``python -m hil.storm``), which use the controller directly, not a bench.
+"""

@@ -1,8 +1,9 @@
-"""The bench as scenarios need it: a DUT reached over HTTP, a plant to act on, lines recorded on a timeline.
+"""The bench interface every bench implements: ``BenchDriver``, and the faults a plant can play (``PlantFault``).
 
-``BenchDriver`` is the small interface a bench implements; ``SimBench`` (hil.sim_bench) runs the
-real controller in this process on mock pins, ``RealBench`` (hil.real_bench) is a harness Pi
-wired to a DUT Pi. Scenarios never see the driver directly: they use ``hil.harness.Bench``.
+``SimBench`` (hil.sim_bench) runs the real controller in this process on mock pins, ``RealBench``
+(hil.real_bench) is a harness Pi wired to a DUT Pi; both import this module, never each other, and
+hil.runner picks one for a profile (``make_driver``). Scenarios never see the driver directly:
+they use ``hil.harness.Bench``.
 """
 
 from __future__ import annotations
@@ -69,14 +70,3 @@ class BenchDriver(Protocol):
     def set_demand(self, evse_id: int, current_a: float) -> None:
         """The current the EV draws while the contacts are closed."""
         ...
-
-
-def make_driver(profile: BenchProfile) -> BenchDriver:
-    """The driver for a profile's kind (the real one is imported only when asked for)."""
-    if profile.kind == "sim":
-        from hil.sim_bench import SimBench
-
-        return SimBench(profile)
-    from hil.real_bench import RealBench
-
-    return RealBench(profile)

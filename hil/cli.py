@@ -18,7 +18,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
-from hil.profile import BenchProfile, ProfileError, builtin_benches, load_profile
+from hil.profile import BenchProfile, ProfileError
+from hil.profile_loader import builtin_benches, load_profile
 from hil.runner import ScenarioResult, run_all
 from hil.scenario import Scenario, load_all, select
 from hil.timeline import CheckRecord

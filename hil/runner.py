@@ -18,8 +18,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from hil.bench import BenchDriver, make_driver
-from hil.harness import Bench, CheckFailed, Progress, QuietProgress
+from hil.bench import BenchDriver
+from hil.checks import CheckFailed, Progress, QuietProgress
+from hil.harness import Bench
 from hil.profile import BenchProfile
 from hil.scenario import Scenario
 from hil.timeline import Timeline
@@ -48,6 +49,17 @@ class ScenarioResult:
     def ok(self) -> bool:
         """Passed, skipped or failed as expected."""
         return self.status in ("passed", "skipped", "xfail")
+
+
+def make_driver(profile: BenchProfile) -> BenchDriver:
+    """The driver for a profile's kind (the real one is imported only when asked for)."""
+    if profile.kind == "sim":
+        from hil.sim_bench import SimBench
+
+        return SimBench(profile)
+    from hil.real_bench import RealBench
+
+    return RealBench(profile)
 
 
 _RUNNING: contextvars.ContextVar[Timeline | None] = contextvars.ContextVar("hil_scenario", default=None)

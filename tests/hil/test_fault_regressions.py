@@ -22,7 +22,7 @@ from controller.evse import EvseModel, EvseReadings, EvseState
 from controller.outputs import OutputInputs, Outputs, decide_outputs
 from drivers.gpio._input import DebouncedInput
 from drivers.interfaces import ContactorReport, FaultKind, LockReport
-from hil.profile import load_profile
+from hil.profile_loader import load_profile
 from hil.runner import run_scenario
 from hil.scenario import load_all
 from hil.sim_bench import SimBench

@@ -10,8 +10,10 @@ import pytest
 
 import hil
 from drivers.gpio.config import DEFAULT_STATUS_COLORS
-from hil.harness import Bench, CheckFailed
-from hil.profile import DRIVEN_ROLES, OBSERVED_ROLES, ProfileError, builtin_benches, load_profile, parse_profile
+from hil.checks import CheckFailed
+from hil.harness import Bench
+from hil.profile import DRIVEN_ROLES, OBSERVED_ROLES, ProfileError
+from hil.profile_loader import builtin_benches, load_profile, parse_profile
 from hil.scenario import load_all, select
 from hil.timeline import Timeline, classify
 

@@ -21,7 +21,8 @@ from drivers.meter import ModbusMeter
 from drivers.modbus_bus import BusConfig, BusTiming, ModbusBus, SerialSettings
 from hil.meter_link import MeterLinkServer, harness_meters
 from hil.plant import HarnessPlant
-from hil.profile import MeterLink, load_profile
+from hil.profile import MeterLink
+from hil.profile_loader import load_profile
 
 EXAMPLE = Path(hil.__file__).parent / "benches" / "example-real.toml"
 

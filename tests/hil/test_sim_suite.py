@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from hil.profile import BenchProfile, load_profile
+from hil.profile import BenchProfile
+from hil.profile_loader import load_profile
 from hil.report import write_reports
 from hil.runner import ScenarioResult, run_all, run_scenario
 from hil.scenario import load_all

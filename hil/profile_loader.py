@@ -1,0 +1,262 @@
+"""Reading bench profiles: the built-in ones (``hil/benches/``) and TOML files, checked strictly.
+
+Unknown keys, wrong types and wiring that does not match the DUT's own configuration are errors
+(``ProfileError``) naming the file and the key. On the sim bench an EVSE without lines is wired to
+the DUT's own pins; on a real bench only the EVSEs wired to the harness are tested.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from controller.config import ChargerConfig, ConfigError, load_config, load_sim_default
+from controller.config_model import EvseConfig
+from hil.profile import (
+    DRIVEN_ROLES,
+    OBSERVED_ROLES,
+    SIM_DUT_CONFIG,
+    BenchProfile,
+    DutSettings,
+    EvseBench,
+    LineSpec,
+    MeterLink,
+    PlantSettings,
+    ProfileError,
+    Tolerances,
+)
+
+
+def load_profile(name_or_path: str) -> BenchProfile:
+    """``sim`` (or another name of hil/benches/) or a path to a profile TOML file."""
+    path = Path(name_or_path)
+    if path.suffix != ".toml" and "/" not in name_or_path:
+        builtin = resources.files("hil").joinpath("benches", f"{name_or_path}.toml")
+        if not builtin.is_file():
+            raise ProfileError(f"no built-in bench {name_or_path!r} (built in: {', '.join(builtin_benches())})")
+        return parse_profile(builtin.read_text(encoding="utf-8"), source=f"hil/benches/{name_or_path}.toml")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ProfileError(f"{name_or_path}: cannot read bench profile: {exc.strerror or exc}") from None
+    return parse_profile(text, source=str(path), base_dir=path.parent)
+
+
+def builtin_benches() -> list[str]:
+    """Names of the profiles shipped in hil/benches/."""
+    folder = resources.files("hil").joinpath("benches")
+    return sorted(p.name.removesuffix(".toml") for p in folder.iterdir() if p.name.endswith(".toml"))
+
+
+def parse_profile(text: str, *, source: str, base_dir: Path | None = None) -> BenchProfile:
+    """Parse and check a profile; unknown keys and missing wiring are errors naming the key."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ProfileError(f"{source}: invalid TOML: {exc}") from None
+    reader = _Reader(source)
+    root = reader.table(data, "", {"bench", "dut", "tolerance", "plant", "meter", "evses"})
+    bench = reader.table(root.get("bench", {}), "bench", {"name", "kind", "description"})
+    kind = reader.choice(bench, "bench.kind", ("sim", "real"), default="sim")
+    dut = _dut(reader, root.get("dut", {}), kind)
+    dut_config = _dut_config(dut, source, base_dir)
+    tolerance = reader.dataclass(Tolerances, root.get("tolerance", {}), "tolerance")
+    plant = reader.dataclass(PlantSettings, root.get("plant", {}), "plant")
+    meter = None
+    if "meter" in root:
+        meter = reader.dataclass(MeterLink, root["meter"], "meter")
+        if meter.link not in ("rtu", "tcp"):
+            raise ProfileError(f"{source}: [meter] link must be \"rtu\" or \"tcp\", got {meter.link!r}")
+    elif kind == "real" and any(e.meter is not None for e in dut_config.evses):
+        raise ProfileError(f"{source}: [meter] is required: the DUT's EVSEs have meters, the harness must serve them")
+    evses = _evses(reader, root.get("evses"), kind, dut_config)
+    return BenchProfile(
+        name=str(bench.get("name", Path(source).stem)),
+        kind=kind,
+        source=source,
+        description=str(bench.get("description", "")),
+        dut=dut,
+        tolerance=tolerance,
+        plant=plant,
+        meter=meter,
+        evses=evses,
+        dut_config=dut_config,
+    )
+
+
+def _dut(reader: _Reader, raw: object, kind: str) -> DutSettings:
+    """The [dut] table; a real bench must name the DUT's API and a copy of its configuration."""
+    dut: DutSettings = reader.dataclass(DutSettings, raw, "dut", tuple_fields=("restart_command",))
+    if kind == "real":
+        if not dut.api.startswith(("http://", "https://")):
+            raise ProfileError(f"{reader.source}: [dut] api must be the DUT's API URL (http://host:port)")
+        if dut.config == SIM_DUT_CONFIG:
+            raise ProfileError(f"{reader.source}: [dut] config must be a copy of the DUT's configuration file")
+    return dut
+
+
+def _dut_config(dut: DutSettings, source: str, base_dir: Path | None) -> ChargerConfig:
+    """The DUT's configuration the profile names (relative paths from the profile's folder)."""
+    try:
+        if dut.config == SIM_DUT_CONFIG:
+            return load_sim_default()
+        path = Path(dut.config)
+        if not path.is_absolute() and base_dir is not None:
+            path = base_dir / path
+        return load_config(path)
+    except ConfigError as exc:
+        raise ProfileError(f"{source}: [dut] config {dut.config!r} is not a usable DUT configuration:\n{exc}") from None
+
+
+def _evses(reader: _Reader, raw: object, kind: str, config: ChargerConfig) -> tuple[EvseBench, ...]:
+    """The wiring; on the sim bench an EVSE without lines is wired to the DUT's own pins."""
+    given: dict[int, EvseBench] = {}
+    for index, item in enumerate(reader.array(raw, "evses")):
+        path = f"evses[{index}]"
+        table = reader.table(item, path, {"id", "meter_unit", "lines"})
+        evse_id = table.get("id")
+        if not isinstance(evse_id, int) or isinstance(evse_id, bool):
+            raise ProfileError(f"{reader.source}: [{path}] id must be the DUT's EVSE id (an integer)")
+        try:
+            dut_evse = config.evse(evse_id)
+        except KeyError:
+            raise ProfileError(f"{reader.source}: [{path}] the DUT has no EVSE {evse_id}") from None
+        lines = _lines(reader, table.get("lines", {}), f"{path}.lines")
+        unit = table.get("meter_unit")
+        if unit is not None and (not isinstance(unit, int) or isinstance(unit, bool)):
+            raise ProfileError(f"{reader.source}: [{path}] meter_unit must be an integer")
+        if unit is None and dut_evse.meter is not None:
+            unit = dut_evse.meter.unit_id
+        given[evse_id] = EvseBench(evse_id, lines, unit)
+    if kind == "real" and not given:
+        raise ProfileError(f"{reader.source}: a real bench needs [[evses]] with their [evses.lines] wiring")
+    evses = []
+    for dut_evse in config.evses:
+        bench = given.get(dut_evse.id)
+        if bench is None:
+            if kind == "real":
+                continue  # an EVSE not wired to the harness is not tested
+            bench = EvseBench(dut_evse.id, {}, dut_evse.meter.unit_id if dut_evse.meter else None)
+        wired = dut_lines(dut_evse)
+        lines = dict(bench.lines)
+        if kind == "sim":
+            lines = {**wired, **lines}
+            for role, spec in lines.items():
+                own = wired.get(role)
+                if own is None or (spec.harness, spec.dut, spec.active_high) != (own.harness, own.dut, own.active_high):
+                    raise ProfileError(
+                        f"{reader.source}: [evses] EVSE {dut_evse.id} {role}: "
+                        "the sim bench watches the DUT's own pins; "
+                        f"expected {own}, got {spec}"
+                    )
+        else:
+            for role, spec in lines.items():
+                own = wired.get(role)
+                if own is None:
+                    raise ProfileError(
+                        f"{reader.source}: EVSE {dut_evse.id} {role}: the DUT's configuration has no such line"
+                    )
+                if spec.dut != own.dut:
+                    raise ProfileError(
+                        f"{reader.source}: EVSE {dut_evse.id} {role}: "
+                        f"wired to DUT {spec.dut} but the DUT uses {own.dut}"
+                    )
+        evses.append(EvseBench(dut_evse.id, lines, bench.meter_unit))
+    return tuple(evses)
+
+
+def dut_lines(evse: EvseConfig) -> dict[str, LineSpec]:
+    """The DUT's own lines of one EVSE with their "on" levels, from its configuration."""
+    lines: dict[str, LineSpec] = {}
+
+    def add(role: str, pin: str | None, active_high: bool) -> None:
+        if pin is not None:
+            lines[role] = LineSpec(role, pin, pin, active_high)
+
+    ind = evse.indicator
+    add("reserved_led", ind.reserved_pin, ind.reserved_active_high)
+    add("status_red", ind.status_red_pin, ind.status_active_high)
+    add("status_green", ind.status_green_pin, ind.status_active_high)
+    add("status_blue", ind.status_blue_pin, ind.status_active_high)
+    add("coil", evse.contactor.coil_pin, evse.contactor.coil_active_high)
+    add("contactor_aux", evse.contactor.feedback_pin, evse.contactor.feedback_active_high)
+    add("plug", evse.plug.pin, evse.plug.active_high)
+    if evse.lock is not None:
+        add("lock_motor_lock", evse.lock.lock_pin, evse.lock.motor_active_high)
+        add("lock_motor_unlock", evse.lock.unlock_pin, evse.lock.motor_active_high)
+        add("lock_feedback", evse.lock.feedback_pin, evse.lock.feedback_active_high)
+    return lines
+
+
+def _lines(reader: _Reader, raw: object, path: str) -> dict[str, LineSpec]:
+    """One EVSE's [evses.lines] wiring, by role."""
+    table = reader.table(raw, path, set(OBSERVED_ROLES) | set(DRIVEN_ROLES))
+    lines = {}
+    for role, item in table.items():
+        spec = reader.table(item, f"{path}.{role}", {"harness", "dut", "active_high"})
+        harness, dut, active_high = spec.get("harness"), spec.get("dut"), spec.get("active_high")
+        if not isinstance(harness, str) or not isinstance(dut, str) or not isinstance(active_high, bool):
+            raise ProfileError(
+                f"{reader.source}: [{path}.{role}] needs harness = \"GPIOn\", dut = \"GPIOn\", active_high = true|false"
+            )
+        lines[role] = LineSpec(role, harness, dut, active_high)
+    return lines
+
+
+class _Reader:
+    """Small strict TOML walker: unknown keys and wrong types are errors naming the key."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+
+    def table(self, raw: object, path: str, allowed: set[str]) -> dict[str, Any]:
+        if not isinstance(raw, dict):
+            raise ProfileError(f"{self.source}: [{path}] must be a table")
+        unknown = sorted(set(raw) - allowed)
+        if unknown:
+            where = f"[{path}] " if path else ""
+            known = ", ".join(sorted(allowed))
+            raise ProfileError(f"{self.source}: {where}unknown key {unknown[0]!r} (known: {known})")
+        return raw
+
+    def array(self, raw: object, path: str) -> list[Any]:
+        if raw is None:
+            return []
+        if not isinstance(raw, list):
+            raise ProfileError(f"{self.source}: [{path}] must be an array of tables ([[{path}]])")
+        return raw
+
+    def choice(self, table: dict[str, Any], path: str, options: tuple[str, ...], default: str) -> str:
+        value = table.get(path.rpartition(".")[2], default)
+        if value not in options:
+            raise ProfileError(f"{self.source}: [{path}] must be one of {', '.join(options)}, got {value!r}")
+        return str(value)
+
+    def dataclass(self, cls: Any, raw: object, path: str, tuple_fields: tuple[str, ...] = ()) -> Any:
+        fields = cls.__dataclass_fields__
+        table = self.table(raw, path, set(fields))
+        values = {}
+        for key, value in table.items():
+            default = fields[key].default
+            if key in tuple_fields:
+                if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                    raise ProfileError(f"{self.source}: [{path}] {key} must be a list of strings")
+                value = tuple(value)
+            elif isinstance(default, bool) or isinstance(value, bool):
+                if not isinstance(value, bool) or not isinstance(default, bool):
+                    raise ProfileError(f"{self.source}: [{path}] {key} has the wrong type: {value!r}")
+            elif isinstance(default, float):
+                if not isinstance(value, int | float) or value < 0:
+                    raise ProfileError(f"{self.source}: [{path}] {key} must be a number of seconds/amperes >= 0")
+                value = float(value)
+            elif isinstance(default, int) and not isinstance(value, int):
+                raise ProfileError(f"{self.source}: [{path}] {key} must be an integer, got {value!r}")
+            elif isinstance(default, str) and not isinstance(value, str):
+                raise ProfileError(f"{self.source}: [{path}] {key} must be a string, got {value!r}")
+            values[key] = value
+        try:
+            return cls(**values)
+        except TypeError as exc:
+            raise ProfileError(f"{self.source}: [{path}] {exc}") from None

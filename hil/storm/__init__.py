@@ -1,0 +1,26 @@
+"""Fault storms on the simulated bench: many simulated hours of cars, reservations and random faults.
+
+``run_storm(built, hours=..., seed=...)`` drives a controller built on the simulated charger
+(``controller.app.build`` with ``simulated = true``), best on a ``hil.timewarp`` loop so that a
+simulated day passes in a few minutes; ``sim_storm`` builds one and ``python -m hil.storm`` runs
+that and prints the ``StormReport`` as JSON. Cars come and go at every EVSE (``traffic``), faults
+from the catalogue (``catalogue``) are injected, held, cleared and their recovery proven
+(``faults``), while the interlocks, unhandled exceptions (``run``) and memory (``memory``) are
+watched; everything lands in the report (``report``). A car that cannot start or leave within the
+recovery bound while no fault is in force on its EVSE is stuck (``site``).
+
+Timing is real while the loop is busy, so a seed fixes the storm's decisions but not every
+interleaving: two runs with one seed are alike, not identical.
+
+Modules, each importing only those listed before it: ``catalogue`` (fault kinds and hold times),
+``settings`` (``StormSettings``, ``BenchLimits``), ``report`` (``StormReport``), ``site`` (the
+shared bookkeeping), ``traffic`` (cars and the operator), ``faults`` (fault episodes), ``memory``
+(the memory watch), ``run`` (``run_storm``, ``sim_storm``), ``cli`` (``python -m hil.storm``).
+"""
+
+from hil.storm.catalogue import STORM_KINDS
+from hil.storm.report import StormReport
+from hil.storm.run import run_storm, sim_storm
+from hil.storm.settings import START_UTC, BenchLimits, StormSettings
+
+__all__ = ["START_UTC", "STORM_KINDS", "BenchLimits", "StormReport", "StormSettings", "run_storm", "sim_storm"]

@@ -1,0 +1,152 @@
+"""The storm's traffic: cars that come, reserve, charge and leave at every bay, and an operator's reservations.
+
+A walk-in shows its token and plugs in, or a driver reserves (EVSE-specific or global), travels
+(sometimes too long: the reservation expires; sometimes the plans change and it is cancelled) and
+then shows the token; the car charges for minutes to an hour and a half, is stopped with the same
+token and unplugs once the socket lets the plug go; plugs sometimes bounce on the way in and out;
+some plug in after their authorization timed out. The operator places reservations nobody comes
+for, and cancels some.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import random
+from datetime import timedelta
+
+from controller.types import Reservation, ReservationResult
+from hil.storm.site import Site
+
+
+class Traffic:
+    """Cars at each bay and the operator's reservations, acting on one ``Site``."""
+
+    def __init__(self, site: Site) -> None:
+        self.site = site
+
+    # ------------------------------------------------------------ cars
+
+    async def car_actor(self, evse_id: int) -> None:
+        """Cars arrive at one bay, one after the other."""
+        site = self.site
+        rng = site.rng(f"car{evse_id}")
+        while not site.ending.is_set():
+            if await site.sleep(rng.expovariate(1.0 / site.s.car_idle_mean_s)):
+                return
+            async with site.bays[evse_id]:
+                await site.guarded(f"car at EVSE {evse_id}", self.visit(evse_id, rng))
+
+    async def visit(self, evse_id: int, rng: random.Random) -> None:
+        """One car: maybe reserve and travel, show the token, plug in, charge, stop, unplug, go."""
+        site, report = self.site, self.site.report
+        report.cars += 1
+        token = site.new_token(f"CAR{evse_id}")
+        if rng.random() < site.s.reservation_share:
+            is_global = rng.random() < site.s.global_share
+            rid = self.reserve(token, None if is_global else evse_id, rng.uniform(900.0, 3600.0))
+            if rid is not None:
+                if rng.random() < 0.1:  # plans change: the driver cancels
+                    await site.sleep(rng.uniform(60.0, 1200.0))
+                    if site.runtime.cancel(rid):
+                        report.reservations_cancelled += 1
+                    return
+                if await site.sleep(rng.uniform(60.0, 1800.0)):  # travel; beyond the expiry sometimes
+                    return
+        outcome = await site.present(evse_id, token)
+        if not outcome.may_charge:
+            return  # the driver goes elsewhere; a reservation left behind expires
+        late = rng.random() < site.s.late_plug_share
+        delay = site.limits.authorize_timeout_s + rng.uniform(1.0, 60.0) if late else rng.uniform(2.0, 40.0)
+        if await site.sleep(delay):
+            return
+        energy0 = self.energy(evse_id)
+        await self.plug(evse_id, True, rng)
+        await site.wait_for(
+            evse_id,
+            lambda st: st["charging"] or st["phase"] in ("idle", "stopping", "unlocking"),
+            "charging did not start (nor the session end)",
+        )
+        charged = bool(site.status(evse_id)["charging"])
+        interrupted = False
+        if charged:
+            report.sessions_started += 1
+            remaining = math.exp(rng.uniform(math.log(site.s.charge_min_s), math.log(site.s.charge_max_s)))
+            while remaining > 0 and not interrupted:
+                chunk = min(remaining, 300.0)
+                if await site.sleep(chunk):
+                    return
+                remaining -= chunk
+                interrupted = site.status(evse_id)["phase"] not in ("charging", "locking")
+        if site.status(evse_id)["phase"] in ("locking", "charging"):
+            await site.present(evse_id, token)  # the same token stops the session
+        await self.leave(evse_id, rng)
+        if charged and not site.ending.is_set():
+            report.energy_kwh += max(0.0, self.energy(evse_id) - energy0)
+            if interrupted:
+                report.sessions_interrupted += 1
+            else:
+                report.sessions_completed += 1
+
+    async def leave(self, evse_id: int, rng: random.Random) -> None:
+        """Wait for the socket to let the plug go, then unplug."""
+        site = self.site
+        sim = site.plant.evses[evse_id]
+        await site.wait_for(
+            evse_id,
+            lambda st: st["phase"] == "idle" and (sim.lock is None or not sim.lock.locked),
+            "the plug was not released after the session",
+        )
+        if not site.ending.is_set():
+            await self.plug(evse_id, False, rng)
+
+    def energy(self, evse_id: int) -> float:
+        """The energy register of the EVSE's simulated meter (kWh; 0 without a meter)."""
+        meter = self.site.plant.evses[evse_id].meter
+        return 0.0 if meter is None else float(meter.energy_kwh)
+
+    async def plug(self, evse_id: int, plugged: bool, rng: random.Random, *, bounce: bool | None = None) -> None:
+        """Plug in or out, bouncing on the way sometimes; the plant then settles the plug for good."""
+        site = self.site
+        async with site.plug_busy[evse_id]:
+            if bounce if bounce is not None else rng.random() < site.s.plug_bounce_share:
+                site.report.plug_bounces += 1
+                await self.chatter(evse_id, plugged, rng)
+            if plugged:
+                await site.plant.plug(evse_id)
+            else:
+                await site.plant.unplug(evse_id)
+
+    async def chatter(self, evse_id: int, final: bool, rng: random.Random) -> None:
+        """The plug contact bounces: edges closer together than the debounce time, ending at ``final``."""
+        pin = self.site.plant.evses[evse_id].plug
+        edges = rng.randint(2, 12)
+        for i in range(edges):
+            pin.set(final if (edges - i) % 2 == 0 else not final)
+            await asyncio.sleep(rng.uniform(0.1, 0.8) * self.site.limits.plug_debounce_s)
+        pin.set(final)
+
+    # ------------------------------------------------------------ reservations
+
+    def reserve(self, token: str, evse_id: int | None, expires_in_s: float) -> int | None:
+        """Place a reservation; its id when accepted."""
+        site = self.site
+        rid = site.reservation_id()
+        reservation = Reservation(rid, token, site.wall() + timedelta(seconds=expires_in_s), evse_id=evse_id)
+        site.report.reservations_requested += 1
+        result: ReservationResult = site.runtime.reserve(reservation)
+        site.report.count("reservation_results", result.value)
+        return rid if result is ReservationResult.ACCEPTED else None
+
+    async def operator(self) -> None:
+        """Reservations nobody comes for (they expire, or are cancelled), and cancellations."""
+        site = self.site
+        rng = site.rng("operator")
+        while not await site.sleep(rng.expovariate(1.0 / site.s.operator_interval_mean_s)):
+            live = site.runtime.reservations()
+            if live and rng.random() < 0.35:
+                if site.runtime.cancel(rng.choice(live).reservation_id):
+                    site.report.reservations_cancelled += 1
+                continue
+            evse = None if rng.random() < 0.4 else rng.choice(site.evse_ids)
+            self.reserve(site.new_token("NOSHOW"), evse, rng.uniform(120.0, 5400.0))

@@ -12,14 +12,14 @@ import logging
 from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
 
-from fastapi import APIRouter, FastAPI, Header, Query, Request
+from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel
 
 from controller import api_models as m
-from controller.api_auth import BearerAuth, require_token_for_bind
-from controller.api_errors import ApiError, InternalErrors, install_error_handlers, read_json
+from controller.api_auth import BearerAuth, LocalRequestsOnly, require_token_for_bind
+from controller.api_errors import ApiError, InternalErrors, install_error_handlers, read_json, require_json_posts
 from controller.api_events import DEFAULT_KEEPALIVE_S, DEFAULT_QUEUE_LIMIT, EventStreams
 from controller.api_server import ApiServer, bound_port, serve
 from controller.facade import Charger, SimFaultKind, SimPlantControls, UnknownEvse
@@ -34,10 +34,11 @@ _T = TypeVar("_T")
 _ERROR_WHY = {
     400: "the body is empty or not valid JSON",
     401: "missing or wrong access token",
+    403: "without an access token: the Host or Origin is not local (a web page's request)",
     404: "unknown EVSE (or endpoint)",
     409: "the simulated plant refuses (a locked plug cannot be pulled; the EVSE has no such part)",
     413: "the body is too large",
-    415: "the body is not application/json",
+    415: "no `Content-Type: application/json` (every POST needs it, also one without a body)",
     422: "a field is missing or invalid; `field` names it",
     500: "the controller failed; the error is logged",
     503: "the reservation store cannot write (disk full or failing): nothing was changed; retry later",
@@ -51,25 +52,36 @@ def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
 
 _BODY = (400, 413, 415, 422)  # endpoints that read a JSON body
 _EVSE = (404, 422)  # endpoints with an evse_id in the path
+_ACTION = (*_EVSE, 415)  # body-less POSTs on an EVSE: they need the JSON Content-Type all the same
+_JSON_POSTS = (
+    "Every POST needs `Content-Type: application/json`, also one without a body (a web page cannot make a "
+    "browser send that without a CORS preflight, which this API never grants); otherwise the answer is 415."
+)
 
 
 def create_app(
     charger: Charger,
     *,
     access_token: str | None = None,
+    bind_host: str | None = None,
     sse_keepalive_s: float = DEFAULT_KEEPALIVE_S,
     sse_queue_limit: int = DEFAULT_QUEUE_LIMIT,
 ) -> FastAPI:
-    """The API app for one charger; with ``access_token`` every request needs ``Authorization: Bearer``."""
+    """The API app for one charger; with ``access_token`` every request needs ``Authorization: Bearer``.
+
+    Without a token only local requests are served: Host and Origin must be loopback names or ``bind_host``
+    (the address the API is served on), else 403. Every POST must be ``application/json``, else 415.
+    """
     if access_token is not None and not _usable_token(access_token):
         raise ValueError("access token must be 16 to 512 printable ASCII characters without spaces")
     app = FastAPI(
         title="charger-controller",
         version="1",
-        description="Local API of the EV charger controller (EVerest Auth reservation semantics).",
+        description="Local API of the EV charger controller (EVerest Auth reservation semantics). " + _JSON_POSTS,
         docs_url=None,
         redoc_url=None,
-        responses=_errors(401, 500),
+        responses=_errors(401, 403, 500),
+        dependencies=[Depends(require_json_posts)],
     )
     streams = EventStreams(charger.events, queue_limit=sse_queue_limit, keepalive_s=sse_keepalive_s)
     app.state.event_streams = streams
@@ -80,6 +92,8 @@ def create_app(
     app.add_middleware(InternalErrors)
     if access_token is not None:
         app.add_middleware(BearerAuth, token=access_token)
+    else:
+        app.add_middleware(LocalRequestsOnly, bind_host=bind_host)
     _document_request_bodies(app)
     return app
 
@@ -161,17 +175,17 @@ def _evse_routes(charger: Charger, streams: EventStreams) -> APIRouter:
         log.info("API token %s at EVSE %d -> %s", redact_token(id_token), evse_id, outcome.verdict.value)
         return JSONResponse(outcome.to_dict())
 
-    @router.post("/evses/{evse_id}/enable", response_model=m.EnabledOut, responses=_errors(*_EVSE))
+    @router.post("/evses/{evse_id}/enable", response_model=m.EnabledOut, responses=_errors(*_ACTION))
     async def enable(evse_id: int) -> JSONResponse:
         """Operator: make the EVSE available again."""
         return await _set_enabled(charger, evse_id, True)
 
-    @router.post("/evses/{evse_id}/disable", response_model=m.EnabledOut, responses=_errors(*_EVSE))
+    @router.post("/evses/{evse_id}/disable", response_model=m.EnabledOut, responses=_errors(*_ACTION))
     async def disable(evse_id: int) -> JSONResponse:
         """Operator: take the EVSE out of service (Unavailable)."""
         return await _set_enabled(charger, evse_id, False)
 
-    @router.post("/evses/{evse_id}/reset", response_model=m.ResetOut, responses=_errors(*_EVSE))
+    @router.post("/evses/{evse_id}/reset", response_model=m.ResetOut, responses=_errors(*_ACTION))
     async def reset(evse_id: int) -> JSONResponse:
         """Operator: after a repair, clear latched faults (a welded contactor stays Faulted until this)."""
         _known(charger, evse_id)
@@ -226,7 +240,7 @@ async def _set_enabled(charger: Charger, evse_id: int, enabled: bool) -> JSONRes
 def _sim_routes(charger: Charger) -> APIRouter:
     router = APIRouter(tags=["simulation (run --sim only)"])
 
-    @router.post("/sim/evses/{evse_id}/plug", response_model=m.SimActionOut, responses=_errors(*_EVSE))
+    @router.post("/sim/evses/{evse_id}/plug", response_model=m.SimActionOut, responses=_errors(*_ACTION))
     async def plug(evse_id: int, request: Request) -> JSONResponse:
         """Simulation: a car plugs in."""
         sim = _sim(charger, request)
@@ -234,7 +248,7 @@ def _sim_routes(charger: Charger) -> APIRouter:
         await sim.plug(evse_id)
         return JSONResponse({"evse_id": evse_id, "action": "plug", "kind": None})
 
-    @router.post("/sim/evses/{evse_id}/unplug", response_model=m.SimActionOut, responses=_errors(*_EVSE, 409))
+    @router.post("/sim/evses/{evse_id}/unplug", response_model=m.SimActionOut, responses=_errors(*_ACTION, 409))
     async def unplug(evse_id: int, request: Request) -> JSONResponse:
         """Simulation: the car unplugs."""
         sim = _sim(charger, request)

@@ -14,6 +14,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -42,11 +43,30 @@ def error_response(status: int, message: str, field: str | None = None, **header
     return JSONResponse({"error": message, "field": field}, status_code=status, headers=headers or None)
 
 
-async def read_json(request: Request) -> object:
-    """The request body as JSON: 415 for another content type, 413 when too big, 400 when empty or not JSON."""
+def check_json_content_type(request: Request) -> None:
+    """415 unless the request says ``Content-Type: application/json`` (or ``application/*+json``).
+
+    A missing Content-Type is refused too: a web page can make a browser send a form or text/plain POST to
+    any address, but application/json only after a CORS preflight, which this API never grants.
+    """
     ctype = request.headers.get("content-type")
-    if ctype is not None and not _is_json_type(ctype):
-        raise ApiError(415, f"request body must be JSON: send Content-Type: application/json, not {ctype!r}")
+    if ctype is None:
+        raise ApiError(415, f"{request.method} needs Content-Type: application/json (also without a body), got none")
+    if not _is_json_type(ctype):
+        shown = ctype if len(ctype) <= 100 else ctype[:100] + "..."
+        raise ApiError(415, f"{request.method} needs Content-Type: application/json (also without a body), "
+                       f"got {shown!r}: the request body must be JSON")
+
+
+async def require_json_posts(request: Request) -> None:
+    """App-wide dependency: every POST, with or without a body, must be ``application/json`` (see above)."""
+    if request.method == "POST":
+        check_json_content_type(request)
+
+
+async def read_json(request: Request) -> object:
+    """The request body as JSON: 415 for another or no content type, 413 when too big, 400 when empty or not JSON."""
+    check_json_content_type(request)
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
         raise ApiError(413, f"request body is larger than {MAX_BODY_BYTES} bytes")
@@ -179,6 +199,8 @@ class InternalErrors:
 
         try:
             await self.app(scope, receive, tracking_send)
+        except ClientDisconnect:  # the client went (or was cut off by a timeout) while sending its body
+            log.debug("client disconnected during %s %s", scope.get("method"), scope.get("path"))
         except Exception:
             log.exception("internal error serving %s %s", scope.get("method"), scope.get("path"))
             if not started:

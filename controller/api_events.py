@@ -2,7 +2,9 @@
 
 Each client gets its own bounded queue: a slow client loses its oldest events and is told
 so (``event: overflow``) instead of making the controller hold memory for it. Publishing
-never blocks and never raises into the publisher.
+never blocks and never raises into the publisher. What is pending is sent as one chunk: the
+server learns of a vanished client only a loop iteration after the socket error, and frames
+written one by one into that gap made asyncio log "socket.send() raised exception" per frame.
 """
 
 from __future__ import annotations
@@ -98,8 +100,9 @@ class EventStreams:
                 if not woke:
                     yield b": keep-alive\n\n"
                     continue
-                for frame in queue.take():
-                    yield frame
+                frames = queue.take()
+                if frames:  # one write per wake-up: a client that is gone gets at most one before it is noticed
+                    yield b"".join(frames)
         finally:
             unsubscribe()
 

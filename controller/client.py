@@ -53,6 +53,7 @@ def request(args: argparse.Namespace, method: str, path: str, body: dict[str, An
     data = None
     if body is not None:
         data = json.dumps(body).encode()
+    if body is not None or method == "POST":  # the API refuses a POST without it (415), body or not
         headers["Content-Type"] = "application/json"
     req = urllib.request.Request(base + path, data=data, method=method, headers=headers)
     try:
@@ -194,6 +195,11 @@ def format_status(doc: dict[str, Any]) -> str:
     else:
         lines.append("reservations:")
         lines.extend(_table(_RES_COLUMNS, [_reservation_row(r) for r in reservations]))
+    store = doc.get("store")
+    if isinstance(store, dict) and not store.get("ok", True):
+        lines.append("")
+        lines.append(f"STORE FAULT: reservations cannot be changed until the store can write ({store.get('error')}); "
+                     f"{store.get('unsynced_ends', 0)} ended reservation(s) still to be written")
     return "\n".join(lines)
 
 

@@ -42,7 +42,7 @@ async def run_daemon(
     built = await build(config, state_dir=state_dir)
     try:
         await built.start()
-        app = create_app(built.runtime, access_token=config.api.access_token)
+        app = create_app(built.runtime, access_token=config.api.access_token, bind_host=host)
         server = ApiServer(app, host, port)
         serving = await server.start(stop=stop)
         if on_ready is not None:

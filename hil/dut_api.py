@@ -53,7 +53,7 @@ class DutApi:
         host, port = self._address
         payload = b"" if body is None else json.dumps(body).encode()
         head = [f"{method} {path} HTTP/1.1", f"Host: {host}:{port}", "Connection: close", "Accept: application/json"]
-        if body is not None:
+        if body is not None or method == "POST":  # the API refuses a POST without it (415), body or not
             head += ["Content-Type: application/json", f"Content-Length: {len(payload)}"]
         if self.access_token:
             head.append(f"Authorization: Bearer {self.access_token}")

@@ -143,6 +143,18 @@ def test_devices_are_an_allow_list_with_gpio_and_usb_serial(unit: Unit) -> None:
     assert ("char-ttyAMA", "rw") in allowed
 
 
+def test_open_files_are_limited_with_room_for_the_api_connection_cap(unit: Unit) -> None:
+    """LimitNOFILE= bounds descriptors; the API's connection cap (256) must fit in half of it (api_server)."""
+    from controller.api_server import DEFAULT_MAX_CONNECTIONS
+
+    limit = value(unit, "Service", "LimitNOFILE")
+    assert limit, "LimitNOFILE= must be set: the API's connection cap is sized against it"
+    soft, _, hard = limit.partition(":")
+    assert soft.isdigit() and (not hard or hard.isdigit()), f"LimitNOFILE={limit}: expected a number (or soft:hard)"
+    assert 2 * DEFAULT_MAX_CONNECTIONS <= int(soft) <= 65536, limit
+    assert not hard or int(hard) >= int(soft), limit
+
+
 def test_documentation_points_at_the_readme_of_the_install_layout(unit: Unit) -> None:
     """README's install puts the checkout in /opt/charger-controller/src."""
     readme = Path(__file__).resolve().parents[1] / "README.md"

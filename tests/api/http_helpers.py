@@ -38,13 +38,18 @@ def call_sync(
     raw: bytes | None = None,
     headers: dict[str, str] | None = None,
 ) -> Reply:
-    """One request over a fresh connection; ``body`` is sent as JSON, ``raw`` as is."""
+    """One request over a fresh connection; ``body`` is sent as JSON, ``raw`` as is.
+
+    A POST gets ``Content-Type: application/json`` unless it sends ``raw`` bytes or names its own.
+    """
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     try:
         sent = dict(headers or {})
         data: bytes | None = raw
         if body is not _NO_BODY:
             data = json.dumps(body).encode()
+            sent.setdefault("Content-Type", "application/json")
+        elif method == "POST" and raw is None:  # the API refuses any POST without it (415), body or not
             sent.setdefault("Content-Type", "application/json")
         conn.request(method, path, body=data, headers=sent)
         response = conn.getresponse()
@@ -85,6 +90,7 @@ class SseReader:
         self.reader = reader
         self.writer = writer
         self.status = 0
+        self._pending = ""
 
     @classmethod
     async def open(cls, port: int, headers: dict[str, str] | None = None, path: str = "/events") -> SseReader:
@@ -104,14 +110,15 @@ class SseReader:
         return await asyncio.wait_for(self._frame(), timeout)
 
     async def _frame(self) -> str:
-        text = ""
-        while "\n\n" not in text:
+        """One frame: a chunk may carry several (a burst is sent at once), or a frame span chunks."""
+        while "\n\n" not in self._pending:
             size_line = await self.reader.readuntil(b"\r\n")
             size = int(size_line.strip(), 16)
             if size == 0:
                 raise EOFError("stream ended")
-            text += (await self.reader.readexactly(size + 2))[:-2].decode()
-        return text
+            self._pending += (await self.reader.readexactly(size + 2))[:-2].decode()
+        frame, self._pending = self._pending.split("\n\n", 1)
+        return frame + "\n\n"
 
     async def close(self) -> None:
         self.writer.close()

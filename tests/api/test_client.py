@@ -35,7 +35,7 @@ async def test_status_human_and_json(start: Start, capsys: pytest.CaptureFixture
     assert lines[1].split() == ["1", "Available", "no", "off", "green", "steady", "unlocked", "open", "-"]
     assert lines[2].split() == ["2", "Available", "no", "on", "amber", "steady", "locked", "open", "-"]
     assert lines[4] == "reservations:"
-    assert lines[6].split()[:4] == ["5", "DR...-1", "2", "cType2"]  # tokens shortened as in the logs
+    assert lines[6].split()[:4] == ["5", "...-1", "2", "cType2"]  # tokens shortened as in the logs
     assert "DRIVER-TOKEN-1" not in "\n".join(lines)
 
     assert await client(api, "status", "--json") == 0
@@ -130,3 +130,15 @@ def test_subcommands_register_on_a_parser_with_defaults() -> None:
 
 def test_format_status_without_reservations() -> None:
     assert format_status({"evses": [], "reservations": []}).endswith("\nno reservations")
+
+
+def test_format_status_names_a_store_fault() -> None:
+    doc = {"evses": [], "reservations": [],
+           "store": {"ok": False, "error": "database or disk is full", "unsynced_ends": 2}}
+    text = format_status(doc)
+    assert text.endswith(
+        "STORE FAULT: reservations cannot be changed until the store can write (database or disk is full); "
+        "2 ended reservation(s) still to be written"
+    )
+    healthy = {**doc, "store": {"ok": True, "error": None, "unsynced_ends": 0}}
+    assert "STORE FAULT" not in format_status(healthy)

@@ -95,14 +95,14 @@ def test_schema_documents_the_32_bit_id_limit(live_api: LiveApi) -> None:
 
 def test_schema_documents_the_409_of_the_simulated_plant(live_api: LiveApi) -> None:
     url = live_api.url
-    assert requests.post(f"{url}/sim/evses/1/plug", timeout=TIMEOUT_S).status_code == 200
+    assert requests.post(f"{url}/sim/evses/1/plug", headers=JSON, timeout=TIMEOUT_S).status_code == 200
     token = requests.post(f"{url}/evses/1/token", json={"id_token": "CARD-0001"}, timeout=TIMEOUT_S)
     assert token.json()["may_charge"] is True, token.text
     for _ in range(200):  # the lock motor runs in the background; wait (bounded) until it reports locked
         if requests.get(f"{url}/status", timeout=TIMEOUT_S).json()["evses"][0]["lock"] == "locked":
             break
         time.sleep(0.05)
-    refused = requests.post(f"{url}/sim/evses/1/unplug", timeout=TIMEOUT_S)
+    refused = requests.post(f"{url}/sim/evses/1/unplug", headers=JSON, timeout=TIMEOUT_S)
     assert refused.status_code == 409 and refused.json()["field"] == "evse_id", refused.text
     paths = _schema(live_api)["paths"]
     for path in ("/sim/evses/{evse_id}/unplug", "/sim/faults"):

@@ -146,8 +146,14 @@ class Daemon:
 
 def call(base_url: str, method: str, path: str, *, authorization: str | None = None, json: Any = None,
          data: bytes | None = None, headers: dict[str, str] | None = None) -> requests.Response:
-    """One request, its body read; ``authorization`` is sent verbatim as the Authorization header."""
+    """One request, its body read; ``authorization`` is sent verbatim as the Authorization header.
+
+    A POST without a body or headers of its own still says ``Content-Type: application/json``, as the API
+    requires of every POST.
+    """
     sent = dict(headers or {})
+    if method == "POST" and json is None and data is None and headers is None:
+        sent["Content-Type"] = "application/json"
     if authorization is not None:
         sent["Authorization"] = authorization
     return requests.request(method, f"{base_url}{path}", headers=sent, json=json, data=data, timeout=10)

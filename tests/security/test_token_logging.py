@@ -86,7 +86,8 @@ def test_tokens_and_the_access_token_never_appear_in_full_in_debug_logs(daemon: 
                  headers={"Content-Type": "text/plain"})
     assert ctype.status_code == 415
     huge = json.dumps({"id_token": t["HUGE"], "pad": "x" * 70_000}).encode()
-    assert call(url, "POST", "/evses/1/token", authorization=auth, data=huge).status_code == 413
+    assert call(url, "POST", "/evses/1/token", authorization=auth, data=huge,
+                headers={"Content-Type": "application/json"}).status_code == 413
     assert call(url, "GET", "/status", authorization=bearer(t["WRONGBEARER"])).status_code == 401
     assert call(url, "GET", "/status", authorization=bearer(access + "x")).status_code == 401
     assert call(url, "GET", "/status", authorization=f"Basic {access}").status_code == 401

@@ -29,7 +29,7 @@ debounced plug reading still says plugged and the pull is younger than the plug'
 decided an unlock are excused for that unlock's first pulse, which its task starts a loop iteration
 after the decision, on what the controller knew then (a retry is not excused). To know when the plant
 changed and when the runtime decided, the monitor also wraps, on the instances only, the contactor's
-and the plug's setters and the runtime's ``_move_lock``.
+and the plug's setters and the runtime's lock driver's ``move_lock``.
 
 Each ``Violation`` carries ``tags`` naming its causes (``"unplugged"``, ``"contacts-closed"``,
 ``"meter-current"``, ``"reading-before-open"``, ``"unlock-command-outstanding"``, ``"retry"``,

@@ -4,7 +4,7 @@ The hooks run synchronously inside the pin change, before the mechanism reacts, 
 recorded at the instant the controller drives the line; ``check_now()`` applies the state-level
 rules at a poll point. To know when the plant changed and when the runtime decided a lock move, the
 monitor also spies, on the instances only, on the contactor's and the plug's setters and the
-runtime's ``_move_lock``. The rules themselves are hil.interlocks.rules.
+runtime's lock driver's ``move_lock``. The rules themselves are hil.interlocks.rules.
 """
 
 from __future__ import annotations
@@ -49,8 +49,9 @@ class InterlockMonitor(InterlockRules):
                 handler = self._motor_handler(evse_id)
                 self._hooks.append(PinHook(sim.lock._lock_line, handler, failed))
                 self._hooks.append(PinHook(sim.lock._unlock_line, handler, failed))
-        if callable(getattr(self.runtime, "_move_lock", None)):
-            self._hooks.append(MethodSpy(self.runtime, "_move_lock", self._note_lock_decision))
+        outputs = getattr(self.runtime, "_outputs", None)  # the runtime's OutputDriver decides every lock move
+        if callable(getattr(outputs, "move_lock", None)):
+            self._hooks.append(MethodSpy(outputs, "move_lock", self._note_lock_decision))
         return self
 
     def stop(self) -> None:

@@ -35,7 +35,7 @@ class EvseTrack:
     outstanding_command: int | None = None  # the lock driver's command that was outstanding when the coil closed
     weld_reset_at: float | None = None  # the plant repaired or the driver's fault reset by an operator
     contacts_seq: int = 0  # order of the last contacts change among the noted events
-    decision_seq: int = -1  # order of the runtime's last lock decision (a _move_lock call)
+    decision_seq: int = -1  # order of the runtime's last lock decision (a move_lock call)
     decision_target: Any = None
     unlock_starts_since_decision: int = 0
     coil_reported: set[str] = field(default_factory=set)  # tags reported since the coil last closed

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 import pytest
 
 import controller.runtime
+import controller.runtime_evaluation
 import drivers.gpio.plug
 from controller.evse import EvseModel, EvseReadings, EvseState
 from controller.outputs import OutputInputs, Outputs, decide_outputs
@@ -81,7 +82,7 @@ def blind_controller(blind: frozenset[object]) -> None:
         )
 
     controller.runtime.EvseModel = BlindModel  # type: ignore[misc]
-    controller.runtime.decide_outputs = blind_outputs
+    controller.runtime_evaluation.decide_outputs = blind_outputs
 
 
 def undebounced_plug() -> None:
@@ -124,5 +125,5 @@ def test_fault_scenario_fails_without_its_handling(outcomes: dict[str, tuple[str
 def test_the_handling_is_back_in_this_process() -> None:
     """The swaps happened in the worker processes only."""
     assert controller.runtime.EvseModel is EvseModel
-    assert controller.runtime.decide_outputs is decide_outputs
+    assert controller.runtime_evaluation.decide_outputs is decide_outputs
     assert drivers.gpio.plug.DebouncedInput is DebouncedInput

@@ -188,7 +188,7 @@ def test_a_weld_between_the_unlock_decision_and_its_pulse_is_excused(sim: WarpSi
     """The contacts weld shut right after the runtime decided an unlock on an open aux contact: not its fault."""
     rt = sim.b.runtime
     _reserve_evse1(sim)
-    decide = rt._move_lock  # the monitor's spy on the instance
+    decide = rt._outputs.move_lock  # the monitor's spy on the instance
 
     def decide_then_weld(e: Any, target: LockPosition) -> Any:
         coro = decide(e, target)
@@ -196,9 +196,9 @@ def test_a_weld_between_the_unlock_decision_and_its_pulse_is_excused(sim: WarpSi
             sim.b.plant.evses[1].contactor.weld()  # before the lock task's first step
         return coro
 
-    rt._move_lock = decide_then_weld
+    rt._outputs.move_lock = decide_then_weld
     rt.cancel(1)
     sim.advance(0.1)
-    rt._move_lock = decide
+    rt._outputs.move_lock = decide
     assert sim.b.plant.evses[1].lock.pulses[-1][1] is False  # an unlock pulse did start...
     assert [v for v in sim.mon.records if v.rule == "unlock-under-load"] == []  # ...on what the controller knew

@@ -34,7 +34,7 @@ import controller.app
 import controller.outputs
 from controller.config import load_sim_default
 from controller.facade import SimFaultKind
-from controller.runtime import Runtime
+from controller.runtime_status import StatusReporter
 from controller.types import Reservation, ReservationResult
 from hil.storm import START_UTC, STORM_KINDS, BenchLimits, StormReport, StormSettings, sim_storm
 from hil.timewarp import run_warped
@@ -130,14 +130,14 @@ def test_storm_sees_a_broken_interlock_and_a_failing_evaluation(monkeypatch: pyt
     """The storm's own checks bite: a contactor closing before the lock confirms, and an evaluation that raises."""
     monkeypatch.setattr(controller.outputs, "lock_confirmed_locked", lambda lock, *, lock_fitted: True)
     calls = itertools.count()
-    publish = Runtime._publish_state
+    publish = StatusReporter.publish_state
 
-    def failing_once(self: Runtime, e: Any) -> None:
+    def failing_once(self: StatusReporter, e: Any) -> None:
         if next(calls) == 300:
             raise RuntimeError("injected evaluation failure")
         publish(self, e)
 
-    monkeypatch.setattr(Runtime, "_publish_state", failing_once)
+    monkeypatch.setattr(StatusReporter, "publish_state", failing_once)
     report = _storm(1.0, SEED)
     assert any("coil-closed" in v and "lock not locked" in v for v in report.violations), report.violations[:3]
     assert any("injected evaluation failure" in u for u in report.unhandled), report.unhandled[:3]

@@ -1,0 +1,141 @@
+"""Evaluating one EVSE: read every driver, settle the EVSE model and charging session, feed the core, act.
+
+An evaluation never raises into the loop, and a failing reservation core never stops it from driving the
+outputs: the core is fed and asked "reserved?" through guards that log and go on (with the core's last
+reserved set). The unlock interlock gets only the meter current read after the contactor opened (see
+controller.runtime_interlock).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from controller.evse import EvseReadings, EvseState
+from controller.outputs import OutputInputs, decide_outputs, lock_confirmed_locked, unlock_permitted
+from controller.runtime_evse import EvseRecord, RuntimeContext
+from controller.runtime_interlock import contactor_closed, current_a, reading_after_opening, track_opening
+from controller.runtime_outputs import OutputDriver
+from controller.runtime_status import StatusReporter
+from controller.runtime_timers import Timers
+from controller.session import Phase
+from drivers.interfaces import LockPosition
+
+log = logging.getLogger("controller.runtime")
+
+# An authorized session holds its EVSE before the plug arrives: otherwise a walk-in could take the
+# EVSE that a just-used global reservation's car is about to plug into (the core would see it free).
+_SESSION_OCCUPIES = (Phase.AUTHORIZED, Phase.LOCKING, Phase.CHARGING, Phase.STOPPING)
+
+
+class Evaluator:
+    """Reads, decides and acts for one EVSE at a time: model, session, core, output policy, outputs, timer, status."""
+
+    def __init__(self, ctx: RuntimeContext, outputs: OutputDriver, timers: Timers, status: StatusReporter) -> None:
+        """Evaluate the EVSEs of ``ctx``, acting through ``outputs``, arming ``timers`` and publishing ``status``."""
+        self._ctx = ctx
+        self._outputs = outputs
+        self._timers = timers
+        self._status = status
+
+    def evaluate(self, e: EvseRecord) -> None:
+        """Read, decide and act for one EVSE; never raises into the loop."""
+        if self._ctx.stopping:
+            return
+        try:
+            self._evaluate_unsafe(e)
+        except Exception:
+            log.exception("evaluation of EVSE %d failed; outputs held as they were", e.evse_id)
+
+    def readings(self, e: EvseRecord, now: float) -> EvseReadings:
+        """What the EVSE model reads: plug, contactor, lock, meter health, enabled, and whether a session holds it."""
+        hw = e.hw
+        return EvseReadings(
+            plugged=hw.plug.plugged,
+            contactor=hw.contactor.report(now),
+            lock=hw.lock.report() if hw.lock is not None else None,
+            meter_fault=hw.meter.fault(now) if hw.meter is not None else None,
+            enabled=e.enabled,
+            session_active=e.session.view.phase in _SESSION_OCCUPIES,
+        )
+
+    def _evaluate_unsafe(self, e: EvseRecord) -> None:
+        """One evaluation: settle model and session, decide the outputs, apply them, arm the timer, publish."""
+        now = self._ctx.mono()
+        hw = e.hw
+        current = current_a(e, now)
+        threshold = self._ctx.settings.current_threshold_a
+        for _ in range(4):  # the session and the model feed each other; settle in a few steps
+            readings = self.readings(e, now)
+            if readings.contactor is not None:
+                track_opening(e, readings.contactor, now)
+            after_opening = reading_after_opening(e)
+            state = e.model.update(readings, now)
+            self._push_to_core_safely(e, state)
+            lock = readings.lock
+            before = e.session.view.phase
+            phase = e.session.step(
+                now=now,
+                plugged=state.plugged,
+                faulted=state.faulted or state.unavailable,
+                lock_locked=lock_confirmed_locked(lock, lock_fitted=hw.lock is not None),
+                lock_unlocked=lock is None or lock.position is LockPosition.UNLOCKED,
+                contactor_closed_confirmed=contactor_closed(readings.contactor),
+                contactor_open_confirmed=readings.contactor is not None
+                and not readings.contactor.commanded_closed
+                and readings.contactor.feedback_closed is not True,
+                current_a=current,
+                current_threshold_a=threshold,
+                unlock_permitted=unlock_permitted(
+                    readings.contactor,
+                    current if after_opening else None,
+                    meter_fitted=hw.meter is not None,
+                    threshold_a=threshold,
+                ),
+            )
+            if phase is before:
+                break
+        e.state = state
+        outputs = decide_outputs(
+            OutputInputs(
+                state=state,
+                session=e.session.view,
+                reserved=self._reserved_safely(e),
+                lock_when_reserved=hw.lock_when_reserved,
+                lock_fitted=hw.lock is not None,
+                lock=readings.lock,
+                contactor=readings.contactor,
+                current_a=current,
+                reading_after_opening=after_opening,
+                meter_fitted=hw.meter is not None,
+                current_threshold_a=threshold,
+            )
+        )
+        e.outputs = outputs
+        self._outputs.apply(e, outputs)
+        self._timers.arm_evse(e, state)
+        self._status.publish_state(e)
+
+    def _push_to_core_safely(self, e: EvseRecord, state: EvseState) -> None:
+        """Feed the core; a failure there is logged and the evaluation goes on to drive the outputs."""
+        try:
+            self._push_to_core(e, state)
+        except Exception:
+            log.exception("EVSE %d: reservation core failed on a state change; outputs still driven", e.evse_id)
+
+    def _reserved_safely(self, e: EvseRecord) -> bool:
+        """Is the EVSE reserved? On a core failure, what the core last said (outputs must still be driven)."""
+        core = self._ctx.core
+        try:
+            return e.evse_id in core.reserved_evses()
+        except Exception:
+            log.exception("EVSE %d: reservation core failed; using its last reserved set", e.evse_id)
+            return e.evse_id in core.last_reserved_evses
+
+    def _push_to_core(self, e: EvseRecord, state: EvseState) -> None:
+        """Tell the core the connector states and the plug that changed since it last heard."""
+        core = self._ctx.core
+        for connector_id, connector_state in state.connector_states.items():
+            if core.connector_state(e.evse_id, connector_id) is not connector_state:
+                core.set_connector_state(e.evse_id, connector_id, connector_state)
+        if core.is_plugged_in(e.evse_id) != state.plugged:
+            core.set_plugged_in(e.evse_id, state.plugged)

@@ -1,0 +1,95 @@
+"""The runtime's data: the drivers of an EVSE, site settings, the per-EVSE record and what every collaborator shares.
+
+Plain records only; the collaborators of controller.runtime (evaluation, outputs, timers, tokens, status)
+read and write them, all inside the one asyncio loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from controller.evse import EvseModel, EvseState
+from controller.facade import EventHub, UnknownEvse
+from controller.outputs import Outputs
+from controller.reservation import ReservationCore
+from controller.session import ChargingSession
+from controller.types import Connector, ConnectorState
+from drivers.interfaces import Contactor, Indicator, Lock, Meter, MeterSnapshot, PlugSensor, TokenReader
+
+
+@dataclass
+class EvseHardware:
+    """The drivers of one EVSE, as the composition root built them."""
+
+    evse_id: int
+    connectors: tuple[Connector, ...]
+    contactor: Contactor
+    plug: PlugSensor
+    indicator: Indicator
+    lock: Lock | None = None
+    meter: Meter | None = None
+    token_reader: TokenReader | None = None
+    lock_when_reserved: bool = True
+    meter_fault_state: ConnectorState = ConnectorState.FAULTED
+
+
+@dataclass(frozen=True, slots=True)
+class RuntimeSettings:
+    """Site-wide timing and thresholds (A, s)."""
+
+    current_threshold_a: float = 0.5
+    fault_hold_s: float = 5.0
+    authorize_timeout_s: float = 60.0
+
+
+@dataclass
+class EvseRecord:
+    """Everything the runtime holds about one EVSE: its drivers, model, session, last readings and outputs."""
+
+    hw: EvseHardware
+    model: EvseModel
+    session: ChargingSession
+    enabled: bool = True
+    snapshot: MeterSnapshot | None = None
+    state: EvseState | None = None
+    outputs: Outputs | None = None
+    published: dict[str, Any] = field(default_factory=dict)
+    timer: asyncio.TimerHandle | None = None
+    lock_task: asyncio.Task[Any] | None = None
+    pending: bool = False
+    closed_seen: bool = False  # the contactor was closed (command or aux) at some evaluation
+    open_since: float | None = None  # when it was first seen open again (command and aux) after that
+
+    @property
+    def evse_id(self) -> int:
+        """The EVSE's id, from its hardware."""
+        return self.hw.evse_id
+
+
+@dataclass
+class RuntimeContext:
+    """What the runtime's collaborators share: the EVSE records, core, settings, event hub, clocks and loop.
+
+    ``loop`` is set when the runtime starts and ``stopping`` when it stops; every collaborator reads
+    them here, so they change in one place.
+    """
+
+    evses: dict[int, EvseRecord]
+    core: ReservationCore
+    settings: RuntimeSettings
+    events: EventHub
+    wall: Callable[[], datetime]
+    mono: Callable[[], float]
+    loop: asyncio.AbstractEventLoop | None = None
+    stopping: bool = False
+
+    def evse(self, evse_id: int) -> EvseRecord:
+        """The record of ``evse_id``; UnknownEvse (the API's 404) if it is not configured."""
+        e = self.evses.get(evse_id)
+        if e is None:
+            raise UnknownEvse(evse_id)
+        return e

@@ -1,0 +1,75 @@
+"""Answering a token presented at an EVSE (RFID reader or API), with the semantics of DESIGN.md.
+
+Reserved for this token (or its parent): the reservation is used and the session authorized; reserved for
+another: refused, the reservation kept; not reserved: allowed only if ``is_charging_possible``; the token
+of the running session stops it. The EVSE is evaluated right after, so the outputs follow at once.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from controller.facade import TokenOutcome, TokenVerdict
+from controller.runtime_evse import EvseRecord, RuntimeContext
+from controller.session import Phase
+from controller.types import same_token
+from drivers.redact import redact_token
+
+log = logging.getLogger("controller.runtime")
+
+
+class TokenAuthorizer:
+    """Decides what a token at an EVSE means and starts, authorizes or stops its charging session."""
+
+    def __init__(self, ctx: RuntimeContext, evaluate: Callable[[EvseRecord], None]) -> None:
+        """``evaluate`` reads, decides and acts for an EVSE now (after each token)."""
+        self._ctx = ctx
+        self._evaluate = evaluate
+
+    async def present(self, evse_id: int, id_token: str) -> TokenOutcome:
+        """A token at an EVSE: use its reservation, refuse, allow, or stop the running session."""
+        e = self._ctx.evse(evse_id)
+        outcome = self.decide(e, id_token)
+        now = self._ctx.mono()
+        if outcome.verdict is TokenVerdict.STOPPED:
+            e.session.request_stop(now)
+        elif outcome.may_charge:
+            e.session.authorize(id_token, now, reservation_used=outcome.verdict is TokenVerdict.RESERVATION_USED)
+            if outcome.reservation_id is not None:
+                self._ctx.core.use_reservation(outcome.reservation_id)
+        log.info("EVSE %d: token %s -> %s (%s)", evse_id, redact_token(id_token), outcome.verdict, outcome.reason)
+        self._ctx.events.publish({"type": "token", **outcome.to_dict()})
+        self._evaluate(e)
+        return outcome
+
+    def decide(self, e: EvseRecord, token: str) -> TokenOutcome:
+        """The verdict for ``token`` at ``e``, from its session, its state and the reservation core; no change."""
+        core = self._ctx.core
+        view = e.session.view
+        evse_id = e.evse_id
+        same = same_token(view.token, token)
+        if view.phase in (Phase.LOCKING, Phase.CHARGING) and same:
+            return TokenOutcome(evse_id, TokenVerdict.STOPPED, "the same token stops the running session")
+        if view.phase is not Phase.IDLE:
+            return TokenOutcome(evse_id, TokenVerdict.REFUSED_EVSE_NOT_READY, f"a session is {view.phase.value}")
+        state = e.state
+        if state is not None and (state.faulted or state.unavailable):
+            why = "faulted: " + ", ".join(state.faults) if state.faulted else "unavailable"
+            return TokenOutcome(evse_id, TokenVerdict.REFUSED_EVSE_NOT_READY, f"EVSE is {why}")
+        rid = core.matches_reserved_identifier(token, evse_id)
+        if core.is_evse_reserved(evse_id):
+            if rid is None:
+                return TokenOutcome(
+                    evse_id, TokenVerdict.REFUSED_RESERVED_FOR_OTHER, "reserved for another token; reservation kept"
+                )
+            return TokenOutcome(evse_id, TokenVerdict.RESERVATION_USED, "reserved for this token", rid)
+        if rid is not None:
+            return TokenOutcome(evse_id, TokenVerdict.RESERVATION_USED, "the token's reservation is used here", rid)
+        if not core.is_charging_possible(evse_id):
+            return TokenOutcome(
+                evse_id,
+                TokenVerdict.REFUSED_GLOBAL_RESERVATIONS,
+                "charging here would leave a reserved car without an EVSE",
+            )
+        return TokenOutcome(evse_id, TokenVerdict.ALLOWED, "not reserved; charging possible")

@@ -278,7 +278,8 @@ def test_redact_token_shows_at_most_two_characters_of_a_short_token(token: str, 
 def test_redact_token_never_reveals_much(token: str) -> None:
     """At most 2 characters of a token of 16 or fewer, at most 4 of any, and only from its ends."""
     shown = redact_token(token)
-    revealed = shown.replace("...", "", 1)
-    assert "..." in shown and len(revealed) <= (2 if len(token) <= 16 else 4)
-    head, _, tail = shown.partition("...")
-    assert token.startswith(head) and token.endswith(tail)
+    # the mask "..." stands between what is kept of each end; a token may itself hold dots, so try every split
+    kept = len(shown) - 3
+    assert kept <= (2 if len(token) <= 16 else 4), shown
+    ends = [(token[:h], token[len(token) - (kept - h):] if kept > h else "") for h in range(kept + 1)]
+    assert any(shown == head + "..." + tail for head, tail in ends), shown

@@ -27,9 +27,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from oracle import oracle_is_feasible
 
-from controller.feasibility import Feasibility, is_feasible
-from controller.reservation import ReservationCore
-from controller.types import Connector, ConnectorType, Reservation, ReservationResult
+from controller.core.feasibility import Feasibility, is_feasible
+from controller.core.reservation import ReservationCore
+from controller.core.types import Connector, ConnectorType, Reservation, ReservationResult
 
 KINDS = [
     ConnectorType.cType2,

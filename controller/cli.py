@@ -9,7 +9,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from controller.client import add_client_commands
+from controller.api.client import add_client_commands
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
@@ -47,7 +47,7 @@ def _setup_logging(level: str) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from controller.config import ConfigError, load_config, load_sim_default
+    from controller.config.loader import ConfigError, load_config, load_sim_default
     from controller.daemon import run_daemon
 
     _setup_logging(args.log_level)
@@ -78,13 +78,13 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _check_config(args: argparse.Namespace) -> int:
-    from controller.config import check_config_main
+    from controller.config.loader import check_config_main
 
     return check_config_main(args.file)
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from controller.demo import run_demo
+    from controller.core.demo import run_demo
 
     run_demo()
     return 0

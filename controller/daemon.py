@@ -9,11 +9,11 @@ import signal
 from collections.abc import Callable
 from pathlib import Path
 
-from controller.api import create_app
-from controller.api_auth import require_token_for_bind
-from controller.api_server import ApiServer
-from controller.app import build
-from controller.config_model import ChargerConfig, parse_bind
+from controller.api.app import create_app
+from controller.api.auth import require_token_for_bind
+from controller.api.server import ApiServer
+from controller.config.model import ChargerConfig, parse_bind
+from controller.runtime.build import build
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ import math
 from collections.abc import Iterable
 from typing import Any
 
-from controller.types import format_rfc3339
+from controller.core.parsing import format_rfc3339
 from hil.bench import BenchDriver, PlantFault
 from hil.checks import CheckRecorder, Progress
 from hil.dut_api import EventFollower

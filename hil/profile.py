@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from controller.config import ChargerConfig
+from controller.config.loader import ChargerConfig
 from drivers.gpio.config import RGB
 from drivers.interfaces import StatusColor
 

@@ -12,8 +12,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from controller.config import ChargerConfig, ConfigError, load_config, load_sim_default
-from controller.config_model import EvseConfig
+from controller.config.loader import ChargerConfig, ConfigError, load_config, load_sim_default
+from controller.config.model import EvseConfig
 from hil.profile import (
     DRIVEN_ROLES,
     OBSERVED_ROLES,

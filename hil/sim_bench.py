@@ -1,6 +1,6 @@
 """The simulated bench: the real controller (DUT) in this process on MockFactory pins and simulated meters.
 
-The DUT is ``controller.app.build`` on the profile's DUT configuration, with its HTTP API served on
+The DUT is ``controller.runtime.build.build`` on the profile's DUT configuration, with its HTTP API served on
 127.0.0.1 so scenarios talk to it exactly as on a real bench. The plant is the one the sim build
 wires to the DUT's pins (drivers.sim: contactor aux after a delay, lock switch after the travel,
 the plug, meters on a Modbus server). The harness reads every line from the pins' own state
@@ -17,10 +17,10 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from controller.api import create_app
-from controller.api_server import ApiServer
-from controller.app import Built, build
-from drivers.sim.pins import change_count, read_changes
+from controller.api.app import create_app
+from controller.api.server import ApiServer
+from controller.runtime.build import Built, build
+from drivers.sim.pin_history import change_count, read_changes
 from drivers.sim.plant import SimPlant
 from hil.bench import PlantFault
 from hil.dut_api import DutApi

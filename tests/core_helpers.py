@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from controller.types import Connector, ConnectorType, CoreEvent, Reservation
+from controller.core.types import Connector, ConnectorType, CoreEvent, Reservation
 
 T0 = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
 

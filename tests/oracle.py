@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from itertools import permutations
 
-from controller.types import ConnectorType
+from controller.core.types import ConnectorType
 
 UNKNOWN = ConnectorType.Unknown
 

@@ -145,7 +145,7 @@ def test_devices_are_an_allow_list_with_gpio_and_usb_serial(unit: Unit) -> None:
 
 def test_open_files_are_limited_with_room_for_the_api_connection_cap(unit: Unit) -> None:
     """LimitNOFILE= bounds descriptors; the API's connection cap (256) must fit in half of it (api_server)."""
-    from controller.api_server import DEFAULT_MAX_CONNECTIONS
+    from controller.api.connections import DEFAULT_MAX_CONNECTIONS
 
     limit = value(unit, "Service", "LimitNOFILE")
     assert limit, "LimitNOFILE= must be set: the API's connection cap is sized against it"

@@ -1,6 +1,6 @@
 """The local HTTP API of the controller: reservations, tokens, EVSE enable/disable, status, events.
 
-It talks only to the ``Charger`` facade (controller.facade). Every endpoint is ``async def``
+It talks only to the ``Charger`` facade (controller.port.charger). Every endpoint is ``async def``
 so it runs in the controller's loop (FastAPI would run a plain ``def`` in a worker thread).
 Request bodies are parsed by the types' own ``from_dict``, so the API, the store and the CLI
 share one set of rules; the pydantic models only document them in /openapi.json.
@@ -17,16 +17,21 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel
 
-from controller import api_models as m
-from controller.api_auth import BearerAuth, LocalRequestsOnly, require_token_for_bind
-from controller.api_errors import ApiError, InternalErrors, install_error_handlers, read_json, require_json_posts
-from controller.api_events import DEFAULT_KEEPALIVE_S, DEFAULT_QUEUE_LIMIT, EventStreams
-from controller.api_server import ApiServer, bound_port, serve
-from controller.facade import Charger, SimFaultKind, SimPlantControls, UnknownEvse
-from controller.types import FormatError, Reservation, ReservationCheck, parse_token
+from controller.api import models as m
+from controller.api.auth import BearerAuth, LocalRequestsOnly
+from controller.api.errors import (
+    ApiError,
+    InternalErrors,
+    install_error_handlers,
+    read_json,
+    require_json_posts,
+)
+from controller.api.events import DEFAULT_KEEPALIVE_S, DEFAULT_QUEUE_LIMIT, EventStreams
+from controller.core.parsing import FormatError
+from controller.core.tokens import parse_token
+from controller.core.types import Reservation, ReservationCheck
+from controller.port.charger import Charger, SimFaultKind, SimPlantControls, UnknownEvse
 from drivers.redact import redact_token
-
-__all__ = ["ApiServer", "bound_port", "create_app", "require_token_for_bind", "serve"]
 
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")

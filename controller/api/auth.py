@@ -14,10 +14,8 @@ from urllib.parse import urlsplit
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from controller.api_errors import error_response
-from controller.config_model import is_loopback
-
-__all__ = ["BearerAuth", "LocalRequestsOnly", "allowed_host", "is_loopback", "require_token_for_bind"]
+from controller.addresses import is_loopback
+from controller.api.errors import error_response
 
 
 def require_token_for_bind(host: str, access_token: str | None) -> None:

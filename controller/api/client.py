@@ -19,8 +19,9 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, TextIO
 
-from controller.facade import SimFaultKind
-from controller.types import ConnectorType, format_rfc3339
+from controller.core.parsing import format_rfc3339
+from controller.core.types import ConnectorType
+from controller.port.charger import SimFaultKind
 from drivers.redact import redact_token
 
 DEFAULT_API = "127.0.0.1:8080"

@@ -18,9 +18,9 @@ from starlette.requests import ClientDisconnect
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from controller.facade import UnknownEvse
-from controller.store import StoreError
-from controller.types import FormatError
+from controller.core.parsing import FormatError
+from controller.core.store import StoreError
+from controller.port.charger import UnknownEvse
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ from collections import deque
 from collections.abc import AsyncIterator
 from typing import Any
 
-from controller.facade import EventHub
+from controller.port.events import EventHub
 
 log = logging.getLogger(__name__)
 

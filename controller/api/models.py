@@ -1,7 +1,7 @@
 """Pydantic models that document the HTTP API's bodies in ``/openapi.json``.
 
 They describe, they do not validate requests: request bodies are parsed by the same
-``from_dict`` functions as everywhere else (controller.types), so one set of rules applies.
+``from_dict`` functions as everywhere else (controller.core.types), so one set of rules applies.
 """
 
 from __future__ import annotations
@@ -11,18 +11,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from controller.facade import SimFaultKind, TokenVerdict
-from controller.types import (
-    MAX_ID,
-    MAX_TOKEN_LENGTH,
-    TOKEN_PATTERN,
-    ConnectorState,
-    ConnectorType,
-    ReservationCheckStatus,
-    ReservationResult,
-)
+from controller.core.parsing import MAX_ID
+from controller.core.tokens import MAX_TOKEN_LENGTH, TOKEN_PATTERN
+from controller.core.types import ConnectorState, ConnectorType, ReservationCheckStatus, ReservationResult
+from controller.port.charger import SimFaultKind, TokenVerdict
 
-# The token policy of controller.types.parse_token, as one pattern: no control character anywhere and at least
+# The token policy of controller.core.types.parse_token, as one pattern: no control character anywhere and at least
 # one visible character (not only white space, format or combining characters). Explicit code point ranges, no
 # \s: Python's and ECMA-262's \s differ, and the schema must say exactly what parse_token accepts.
 _TOKEN = Field(
@@ -106,7 +100,7 @@ class CheckOut(BaseModel):
 
 
 class TokenOutcomeOut(BaseModel):
-    """What presenting a token led to (controller.facade.TokenOutcome)."""
+    """What presenting a token led to (controller.port.charger.TokenOutcome)."""
 
     evse_id: int
     may_charge: bool

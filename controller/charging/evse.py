@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 
-from controller.types import Connector, ConnectorState
+from controller.core.types import Connector, ConnectorState
 from drivers.interfaces import ContactorReport, Fault, FaultKind, LockReport
 
 _METER_FAULT_STATES = (ConnectorState.FAULTED, ConnectorState.UNAVAILABLE)

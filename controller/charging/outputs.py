@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from controller.evse import EvseState
-from controller.session import RUNNING, Phase, SessionView
+from controller.charging.evse import EvseState
+from controller.charging.session import RUNNING, Phase, SessionView
 from drivers.interfaces import ContactorReport, FaultKind, LedMode, LockPosition, LockReport, StatusColor, StatusPattern
 
 _CLOSING_PHASES = (Phase.LOCKING, Phase.CHARGING)

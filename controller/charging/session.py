@@ -1,7 +1,7 @@
 """The charging flow of one EVSE as a pure state machine; time comes in as ``now`` (monotonic s).
 
 IDLE -> AUTHORIZED -> LOCKING -> CHARGING -> STOPPING -> UNLOCKING -> IDLE. The machine only
-says where the session is; the output policy (controller.outputs) turns that into coil and
+says where the session is; the output policy (controller.charging.outputs) turns that into coil and
 lock commands and alone enforces the interlocks. STOPPING never moves on without the unlock
 interlock's permission, so a session cannot hand the car back while current may flow.
 """

@@ -14,7 +14,8 @@ from typing import Any, TypeGuard, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from controller.config_model import (
+from controller.addresses import is_loopback
+from controller.config.model import (
     MAX_TOKEN_LENGTH,
     MIN_TOKEN_LENGTH,
     ApiConfig,
@@ -25,11 +26,10 @@ from controller.config_model import (
     MeterConfig,
     PinFactory,
     RfidConfig,
-    is_loopback,
     is_sim_meter_url,
     parse_bind,
 )
-from controller.config_schema import (
+from controller.config.schema import (
     DRIVER_SECTIONS,
     ROOT_KEYS,
     ApiSection,
@@ -46,7 +46,7 @@ from controller.config_schema import (
     join_path,
     normalize_pin,
 )
-from controller.types import Connector, ConnectorState
+from controller.core.types import Connector, ConnectorState
 from drivers.gpio.config import config_from_mapping
 from drivers.meter_map import MeterMap, builtin_models, load_builtin, load_map
 from drivers.modbus_bus import BusConfig, BusConfigError, BusTiming, SerialSettings, Transport

@@ -14,8 +14,9 @@ import tomllib
 from importlib import resources
 from pathlib import Path
 
-from controller.config_build import Builder, one_line
-from controller.config_model import (
+from controller.addresses import is_loopback
+from controller.config.build import Builder, one_line
+from controller.config.model import (
     MAX_TOKEN_LENGTH,
     MIN_TOKEN_LENGTH,
     ApiConfig,
@@ -26,11 +27,10 @@ from controller.config_model import (
     MeterConfig,
     PinFactory,
     RfidConfig,
-    is_loopback,
     is_sim_meter_url,
     parse_bind,
 )
-from controller.config_schema import normalize_pin
+from controller.config.schema import normalize_pin
 
 __all__ = [
     "MAX_TOKEN_LENGTH",
@@ -92,9 +92,9 @@ def load_config(path: str | Path) -> ChargerConfig:
 
 
 def load_sim_default() -> ChargerConfig:
-    """The embedded simulated charger of ``run --sim`` (``controller/sim_default.toml``)."""
-    text = resources.files("controller").joinpath(SIM_DEFAULT_RESOURCE).read_text(encoding="utf-8")
-    return parse_config(text, source=f"controller/{SIM_DEFAULT_RESOURCE}")
+    """The embedded simulated charger of ``run --sim`` (``controller/config/sim_default.toml``)."""
+    text = resources.files("controller.config").joinpath(SIM_DEFAULT_RESOURCE).read_text(encoding="utf-8")
+    return parse_config(text, source=f"controller/config/{SIM_DEFAULT_RESOURCE}")
 
 
 def check_config_main(path: str) -> int:

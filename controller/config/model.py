@@ -1,7 +1,7 @@
 """The validated configuration as the runtime consumes it: frozen dataclasses, and ConfigError.
 
 GPIO sections are the drivers' own dataclasses, meter buses ``BusConfig``s and connectors
-``controller.types.Connector``; nothing here reads a file (see ``controller.config``).
+``controller.core.types.Connector``; nothing here reads a file (see ``controller.config.loader``).
 """
 
 from __future__ import annotations
@@ -12,15 +12,15 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
-from controller.config_schema import describe_value
-from controller.types import Connector, ConnectorState
+from controller.addresses import is_loopback
+from controller.config.schema import describe_value
+from controller.core.types import Connector, ConnectorState
 from drivers.gpio.config import ContactorConfig, IndicatorConfig, LockConfig, PlugConfig
 from drivers.meter_map import MeterMap
 from drivers.modbus_bus import BusConfig
 
-MIN_TOKEN_LENGTH = 16  # token rules of the API (controller.api.create_app): 16..512 printable ASCII, no spaces
+MIN_TOKEN_LENGTH = 16  # token rules of the API (controller.api.app.create_app): 16..512 printable ASCII, no spaces
 MAX_TOKEN_LENGTH = 512
-LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
 _SIM_METER_URL = re.compile(r"socket://[^/]+:0")
 _LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 _HOSTNAME = re.compile(rf"(?=.{{1,253}}$){_LABEL}(\.{_LABEL})*")
@@ -149,20 +149,6 @@ class ChargerConfig:
 
 def _plural(count: int, one: str, many: str | None = None) -> str:
     return f"{count} {one if count == 1 else many or one + 's'}"
-
-
-def is_loopback(host: str) -> bool:
-    """True for 127.0.0.0/8, ::1 (also IPv4-mapped, also in brackets) and the localhost names."""
-    name = host.strip().strip("[]").lower()
-    if name in LOOPBACK_NAMES:
-        return True
-    try:
-        address = ipaddress.ip_address(name)
-    except ValueError:
-        return False
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        return address.ipv4_mapped.is_loopback
-    return address.is_loopback
 
 
 def is_sim_meter_url(url: str) -> bool:

@@ -19,7 +19,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainValidator, ValidationError, create_model
 from pydantic_core import PydanticCustomError
 
-from controller.types import ConnectorType
+from controller.core.types import ConnectorType
 from drivers.gpio.config import DEFAULT_STATUS_COLORS, RGB, ContactorConfig, IndicatorConfig, LockConfig, PlugConfig
 from drivers.interfaces import StatusColor
 

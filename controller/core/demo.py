@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
-from controller.reservation import ReservationCore
-from controller.types import (
+from controller.core.reservation import ReservationCore
+from controller.core.types import (
     Connector,
     ConnectorState,
     ConnectorType,

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 
-from controller.types import ConnectorType
+from controller.core.types import ConnectorType
 
 # Free EVSEs grouped by the types of their Available connectors: {types: how many EVSEs}.
 # EVSEs with the same Available types are interchangeable, so this is all a decision needs.

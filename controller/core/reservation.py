@@ -20,10 +20,11 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 
-from controller.feasibility import Feasibility, is_feasible
-from controller.site import Site
-from controller.store import ReservationStore, StoreError
-from controller.types import (
+from controller.core.feasibility import Feasibility, is_feasible
+from controller.core.site import Site
+from controller.core.store import ReservationStore, StoreError
+from controller.core.tokens import same_token
+from controller.core.types import (
     Connector,
     ConnectorState,
     CoreEvent,
@@ -36,7 +37,6 @@ from controller.types import (
     ReservationResult,
     ReservationUpdate,
     ReservationUpdateStatus,
-    same_token,
     types_compatible,
 )
 

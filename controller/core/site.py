@@ -4,7 +4,7 @@
 the live reservations (EVSE-specific by EVSE, global in arrival order, with their arrival sequence).
 It answers DESIGN.md's questions: may this reservation be placed (``decide``), which reservations are
 no longer possible (``impossible``), which EVSEs the global reservations hold (``global_part``). It
-neither stores, emits events nor reads a clock: ``controller.reservation.ReservationCore`` does that.
+neither stores, emits events nor reads a clock: ``controller.core.reservation.ReservationCore`` does that.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 
-from controller.feasibility import Feasibility
-from controller.types import (
+from controller.core.feasibility import Feasibility
+from controller.core.types import (
     Connector,
     ConnectorState,
     ConnectorType,

@@ -22,7 +22,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from controller.types import FormatError, Reservation
+from controller.core.parsing import FormatError
+from controller.core.types import Reservation
 
 log = logging.getLogger(__name__)
 

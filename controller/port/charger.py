@@ -1,19 +1,18 @@
-"""What the running controller offers to its API and CLI: one small contract, no transport.
+"""What the running controller offers to its fronts: one small contract, no transport.
 
-The runtime implements ``Charger``; the HTTP API (controller/api.py) and the CLI client speak
-only through it, so both can be tested against the real runtime on simulated hardware.
-Status and event documents are plain JSON-able dicts whose shapes are given here.
+The runtime implements ``Charger``; the HTTP API and the CLI client (controller.api.app) speak only
+through it, so both can be tested against the real runtime on simulated hardware. Status and
+event documents are plain JSON-able dicts whose shapes are given here.
 """
 
 from __future__ import annotations
 
-from collections import deque
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Protocol
 
-from controller.types import Reservation, ReservationCheck, ReservationCheckStatus, ReservationResult
+from controller.core.types import Reservation, ReservationCheck, ReservationCheckStatus, ReservationResult
+from controller.port.events import EventHub
 
 
 class TokenVerdict(StrEnum):
@@ -79,61 +78,6 @@ class SimPlantControls(Protocol):
     async def fault(self, evse_id: int, kind: SimFaultKind) -> None: ...
 
 
-HISTORY_LIMIT = 512
-
-
-@dataclass(slots=True)
-class EventHub:
-    """Fan-out of event documents to subscribers (the API's event stream, the CLI, tests).
-
-    Every published document gets a ``seq`` (1, 2, ...) and the last ``history_limit`` are kept,
-    so a subscriber can catch up on what it missed: the reservations that ended while the
-    controller was down are published at start, before any client could connect.
-    """
-
-    history_limit: int = HISTORY_LIMIT
-    _subscribers: list[Callable[[dict[str, Any]], None]] = field(default_factory=list)
-    _history: deque[dict[str, Any]] = field(default_factory=deque)
-    _seq: int = 0
-
-    @property
-    def last_seq(self) -> int:
-        """The ``seq`` of the latest event (0 before the first)."""
-        return self._seq
-
-    def subscribe(
-        self, callback: Callable[[dict[str, Any]], None], *, since: int | None = None
-    ) -> Callable[[], None]:
-        """Receive every event document from now on, first the kept ones after ``since`` if given.
-
-        Returns the unsubscribe function.
-        """
-        if since is not None:
-            for event in [event for event in self._history if event["seq"] > since]:
-                callback(event)
-        self._subscribers.append(callback)
-
-        def unsubscribe() -> None:
-            self._subscribers[:] = [cb for cb in self._subscribers if cb is not callback]
-
-        return unsubscribe
-
-    def missed_since(self, since: int) -> int:
-        """How many events after ``since`` are no longer kept (a catch-up from there has a gap)."""
-        oldest = self._history[0]["seq"] if self._history else self._seq + 1
-        return max(0, min(oldest, self._seq + 1) - max(since, 0) - 1)
-
-    def publish(self, event: dict[str, Any]) -> None:
-        """Number the document (``seq``), keep it, and deliver it to every subscriber."""
-        self._seq += 1
-        event = {**event, "seq": self._seq}
-        self._history.append(event)
-        while len(self._history) > self.history_limit:
-            self._history.popleft()
-        for callback in list(self._subscribers):
-            callback(event)
-
-
 class Charger(Protocol):
     """The running controller as its API sees it. All methods run in the controller's loop.
 
@@ -146,7 +90,7 @@ class Charger(Protocol):
          "reservations": [Reservation.to_dict()],
          "store": {"ok" (bool), "error" (str|null), "unsynced_ends" (int)}}
 
-    ``reserve`` and ``cancel`` raise controller.store.StoreError when the reservation store cannot
+    ``reserve`` and ``cancel`` raise controller.core.store.StoreError when the reservation store cannot
     write; then nothing changed (the HTTP API answers 503). Everything else goes on without the disk.
 
     Event documents published on ``events`` have a ``type`` of ``reservation_update``

@@ -17,12 +17,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from controller.config_model import ChargerConfig, EvseConfig, PinFactory, is_sim_meter_url
-from controller.reservation import ReservationCore, utc_now
-from controller.runtime import EvseHardware, Runtime, RuntimeSettings
-from controller.state_lock import StateDirLock
-from controller.store import ReservationStore
-from controller.types import ConnectorState
+from controller.config.model import ChargerConfig, EvseConfig, PinFactory, is_sim_meter_url
+from controller.core.reservation import ReservationCore, utc_now
+from controller.core.store import ReservationStore
+from controller.core.types import ConnectorState
+from controller.runtime.evse import EvseHardware, RuntimeSettings
+from controller.runtime.runtime import Runtime
+from controller.runtime.state_lock import StateDirLock
 from drivers.bridge import LoopBridge
 from drivers.gpio import GpioContactor, GpioIndicator, GpioLock, GpioPlugSensor
 from drivers.meter import MeterPoller, ModbusMeter
@@ -65,7 +66,7 @@ def make_pin_factory(kind: PinFactory) -> Any:
         if kind is PinFactory.MOCK:
             from gpiozero.pins.mock import MockFactory
 
-            from drivers.sim.pins import CappedMockPWMPin
+            from drivers.sim.pin_history import CappedMockPWMPin
 
             return MockFactory(pin_class=CappedMockPWMPin)  # bounded pin.states: a long --sim stays flat
         if kind is PinFactory.LGPIO:

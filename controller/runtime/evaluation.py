@@ -3,24 +3,24 @@
 An evaluation never raises into the loop, and a failing reservation core never stops it from driving the
 outputs: the core is fed and asked "reserved?" through guards that log and go on (with the core's last
 reserved set). The unlock interlock gets only the meter current read after the contactor opened (see
-controller.runtime_interlock).
+controller.runtime.interlock).
 """
 
 from __future__ import annotations
 
 import logging
 
-from controller.evse import EvseReadings, EvseState
-from controller.outputs import OutputInputs, decide_outputs, lock_confirmed_locked, unlock_permitted
-from controller.runtime_evse import EvseRecord, RuntimeContext
-from controller.runtime_interlock import contactor_closed, current_a, reading_after_opening, track_opening
-from controller.runtime_outputs import OutputDriver
-from controller.runtime_status import StatusReporter
-from controller.runtime_timers import Timers
-from controller.session import Phase
+from controller.charging.evse import EvseReadings, EvseState
+from controller.charging.outputs import OutputInputs, decide_outputs, lock_confirmed_locked, unlock_permitted
+from controller.charging.session import Phase
+from controller.runtime.evse import EvseRecord, RuntimeContext
+from controller.runtime.interlock import contactor_closed, current_a, reading_after_opening, track_opening
+from controller.runtime.outputs import OutputDriver
+from controller.runtime.status import StatusReporter
+from controller.runtime.timers import Timers
 from drivers.interfaces import LockPosition
 
-log = logging.getLogger("controller.runtime")
+log = logging.getLogger("controller.runtime")  # one name for the whole runtime, as before the split
 
 # An authorized session holds its EVSE before the plug arrives: otherwise a walk-in could take the
 # EVSE that a just-used global reservation's car is about to plug into (the core would see it free).

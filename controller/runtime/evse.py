@@ -1,6 +1,6 @@
 """The runtime's data: the drivers of an EVSE, site settings, the per-EVSE record and what every collaborator shares.
 
-Plain records only; the collaborators of controller.runtime (evaluation, outputs, timers, tokens, status)
+Plain records only; the collaborators of controller.runtime.runtime (evaluation, outputs, timers, tokens, status)
 read and write them, all inside the one asyncio loop.
 """
 
@@ -12,12 +12,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from controller.evse import EvseModel, EvseState
-from controller.facade import EventHub, UnknownEvse
-from controller.outputs import Outputs
-from controller.reservation import ReservationCore
-from controller.session import ChargingSession
-from controller.types import Connector, ConnectorState
+from controller.charging.evse import EvseModel, EvseState
+from controller.charging.outputs import Outputs
+from controller.charging.session import ChargingSession
+from controller.core.reservation import ReservationCore
+from controller.core.types import Connector, ConnectorState
+from controller.port.charger import UnknownEvse
+from controller.port.events import EventHub
 from drivers.interfaces import Contactor, Indicator, Lock, Meter, MeterSnapshot, PlugSensor, TokenReader
 
 

@@ -1,14 +1,14 @@
 """What the runtime knows that the interlocks need: is the contactor closed, and which current may the unlock trust.
 
 The lock is released only once the contactor is confirmed open and a meter reading completed after the
-opening shows no current (DESIGN.md, interlocks). The pure decision is controller.outputs.unlock_permitted;
+opening shows no current (DESIGN.md, interlocks). The pure decision is controller.charging.outputs.unlock_permitted;
 these functions give it its evidence from an EVSE's record, and fail closed (None) when a reading is
 unknown or older than the opening.
 """
 
 from __future__ import annotations
 
-from controller.runtime_evse import EvseRecord
+from controller.runtime.evse import EvseRecord
 from drivers.interfaces import ContactorReport
 
 

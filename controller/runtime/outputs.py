@@ -1,6 +1,6 @@
 """Driving one EVSE's outputs: the LEDs, the contactor and the lock motor, as the output policy decided.
 
-The policy (controller.outputs.decide_outputs) already holds every interlock; this module only acts on its
+The policy (controller.charging.outputs.decide_outputs) already holds every interlock; this module only acts on its
 decision and never does more: it closes the contactor only when told to, and a lock move towards unlocked
 that does not come from a fresh decision (an operator's retry after a fault) is checked against the unlock
 interlock again here. A lock move runs as a task and asks for a new evaluation when it ends.
@@ -12,12 +12,12 @@ import asyncio
 import logging
 from collections.abc import Callable
 
-from controller.outputs import Outputs, unlock_permitted
-from controller.runtime_evse import EvseRecord, RuntimeContext
-from controller.runtime_interlock import current_for_unlock
+from controller.charging.outputs import Outputs, unlock_permitted
+from controller.runtime.evse import EvseRecord, RuntimeContext
+from controller.runtime.interlock import current_for_unlock
 from drivers.interfaces import LockPosition
 
-log = logging.getLogger("controller.runtime")
+log = logging.getLogger("controller.runtime")  # one name for the whole runtime, as before the split
 
 
 class OutputDriver:

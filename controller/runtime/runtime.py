@@ -5,12 +5,12 @@ evaluation; an evaluation reads every driver of one EVSE, runs the pure EVSE mod
 and output policy, feeds changes to the reservation core and applies the outputs. Reservation
 expiry runs from one timer set to ``core.next_expiry()``; nothing polls.
 
-``Runtime`` is the lifecycle, the wiring and the controller.facade.Charger front door; the work is done
-by its collaborators: controller.runtime_evaluation (reading and evaluating an EVSE),
-controller.runtime_outputs (LEDs, contactor, lock), controller.runtime_timers (expiry, store retry,
-deadlines), controller.runtime_tokens (answering tokens), controller.runtime_status (the status
-document and its events) and controller.runtime_sim (the ``--sim`` controls), over the records of
-controller.runtime_evse and the interlock evidence of controller.runtime_interlock.
+``Runtime`` is the lifecycle, the wiring and the controller.port.charger.Charger front door; the work is done
+by its collaborators: controller.runtime.evaluation (reading and evaluating an EVSE),
+controller.runtime.outputs (LEDs, contactor, lock), controller.runtime.timers (expiry, store retry,
+deadlines), controller.runtime.tokens (answering tokens), controller.runtime.status (the status
+document and its events) and controller.runtime.sim (the ``--sim`` controls), over the records of
+controller.runtime.evse and the interlock evidence of controller.runtime.interlock.
 """
 
 from __future__ import annotations
@@ -23,28 +23,33 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-from controller.evse import EvseModel
-from controller.facade import EventHub, SimPlantControls, TokenOutcome
-from controller.reservation import ReservationCore
-from controller.runtime_evaluation import Evaluator
-from controller.runtime_evse import EvseHardware, EvseRecord, RuntimeContext, RuntimeSettings
-from controller.runtime_interlock import contactor_closed
-from controller.runtime_outputs import OutputDriver
-from controller.runtime_sim import SimControls
-from controller.runtime_status import StatusReporter
-from controller.runtime_timers import STORE_RETRY_S, Timers
-from controller.runtime_tokens import TokenAuthorizer
-from controller.session import ChargingSession
-from controller.types import CoreEvent, Reservation, ReservationCheck, ReservationCheckStatus, ReservationResult
+from controller.charging.evse import EvseModel
+from controller.charging.session import ChargingSession
+from controller.core.reservation import ReservationCore
+from controller.core.types import (
+    CoreEvent,
+    Reservation,
+    ReservationCheck,
+    ReservationCheckStatus,
+    ReservationResult,
+)
+from controller.port.charger import SimPlantControls, TokenOutcome
+from controller.port.events import EventHub
+from controller.runtime.evaluation import Evaluator
+from controller.runtime.evse import EvseHardware, EvseRecord, RuntimeContext, RuntimeSettings
+from controller.runtime.interlock import contactor_closed
+from controller.runtime.outputs import OutputDriver
+from controller.runtime.sim import SimControls
+from controller.runtime.status import StatusReporter
+from controller.runtime.timers import Timers
+from controller.runtime.tokens import TokenAuthorizer
 from drivers.interfaces import Fault, LedMode, MeterSnapshot
 
-__all__ = ["STORE_RETRY_S", "EvseHardware", "Runtime", "RuntimeSettings"]
-
-log = logging.getLogger(__name__)
+log = logging.getLogger("controller.runtime")  # one name for the whole runtime
 
 
 class Runtime:
-    """The running controller: implements controller.facade.Charger."""
+    """The running controller: implements controller.port.charger.Charger."""
 
     def __init__(
         self,
@@ -272,7 +277,7 @@ class Runtime:
         return self._status.evse_status(evse_id)
 
     def status(self) -> dict[str, Any]:
-        """The documented status document (see controller.facade.Charger)."""
+        """The documented status document (see controller.port.charger.Charger)."""
         return self._status.status()
 
     def store_status(self) -> dict[str, Any]:

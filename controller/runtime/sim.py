@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-from controller.facade import SimFaultKind, SimPlantControls
-from controller.runtime_evse import EvseRecord
+from controller.port.charger import SimFaultKind, SimPlantControls
+from controller.runtime.evse import EvseRecord
 
 
 class SimControls:

@@ -1,4 +1,4 @@
-"""What the runtime tells the world: the status document (controller.facade.Charger.status) and its events.
+"""What the runtime tells the world: the status document (controller.port.charger.Charger.status) and its events.
 
 An ``evse_state`` event is published when an EVSE's status changes (the meter's power and energy alone do
 not count); the core's events are published as ``evse_reserved``, ``reservation_end`` or
@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from controller.runtime_evse import EvseRecord, RuntimeContext
-from controller.runtime_interlock import contactor_closed
-from controller.session import Phase
-from controller.types import ConnectorState, CoreEvent, EvseReservedChanged, ReservationEnd
+from controller.charging.session import Phase
+from controller.core.types import ConnectorState, CoreEvent, EvseReservedChanged, ReservationEnd
+from controller.runtime.evse import EvseRecord, RuntimeContext
+from controller.runtime.interlock import contactor_closed
 from drivers.interfaces import LockPosition
 
 
@@ -65,7 +65,7 @@ class StatusReporter:
         }
 
     def status(self) -> dict[str, Any]:
-        """The documented status document (see controller.facade.Charger)."""
+        """The documented status document (see controller.port.charger.Charger)."""
         return {
             "evses": [self.evse_status(evse_id) for evse_id in self._ctx.evses],
             "reservations": [r.to_dict() for r in self._ctx.core.reservations()],

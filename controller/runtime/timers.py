@@ -10,8 +10,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
-from controller.evse import EvseState
-from controller.runtime_evse import EvseRecord, RuntimeContext
+from controller.charging.evse import EvseState
+from controller.runtime.evse import EvseRecord, RuntimeContext
 
 _MAX_TIMER_S = 3600.0  # re-check at least hourly, so a wall-clock jump cannot strand an expiry
 STORE_RETRY_S = 2.0  # while the store cannot write, try again this often (one cheap write)

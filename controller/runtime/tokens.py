@@ -10,13 +10,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from controller.facade import TokenOutcome, TokenVerdict
-from controller.runtime_evse import EvseRecord, RuntimeContext
-from controller.session import Phase
-from controller.types import same_token
+from controller.charging.session import Phase
+from controller.core.tokens import same_token
+from controller.port.charger import TokenOutcome, TokenVerdict
+from controller.runtime.evse import EvseRecord, RuntimeContext
 from drivers.redact import redact_token
 
-log = logging.getLogger("controller.runtime")
+log = logging.getLogger("controller.runtime")  # one name for the whole runtime, as before the split
 
 
 class TokenAuthorizer:

@@ -20,7 +20,7 @@ from hil.interlocks.rules import OBSERVE_GRACE_S, InterlockRules
 
 
 class InterlockMonitor(InterlockRules):
-    """Records every interlock violation of a simulated ``controller.app.Built`` (see hil.interlocks)."""
+    """Records every interlock violation of a simulated ``controller.runtime.build.Built`` (see hil.interlocks)."""
 
     def __init__(self, built: Any, *, observe_grace_s: float = OBSERVE_GRACE_S) -> None:
         super().__init__(built, observe_grace_s=observe_grace_s)

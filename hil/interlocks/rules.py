@@ -12,7 +12,7 @@ import logging
 import threading
 from typing import Any
 
-from controller.session import Phase
+from controller.charging.session import Phase
 from drivers.interfaces import FaultKind, LockPosition
 from hil.interlocks.readings import config_value, describe, driver_faults, driving_unlock, meter_current
 from hil.interlocks.records import EvseTrack, Violation
@@ -25,7 +25,7 @@ OBSERVE_GRACE_S = 0.25  # on top of an input's debounce: how long the controller
 
 
 class InterlockRules:
-    """The interlock checks of a simulated ``controller.app.Built`` and the violations they recorded."""
+    """The interlock checks of a simulated ``controller.runtime.build.Built`` and the violations they recorded."""
 
     def __init__(self, built: Any, *, observe_grace_s: float = OBSERVE_GRACE_S) -> None:
         if built.plant is None:

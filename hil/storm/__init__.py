@@ -1,7 +1,7 @@
 """Fault storms on the simulated bench: many simulated hours of cars, reservations and random faults.
 
 ``run_storm(built, hours=..., seed=...)`` drives a controller built on the simulated charger
-(``controller.app.build`` with ``simulated = true``), best on a ``hil.timewarp`` loop so that a
+(``controller.runtime.build.build`` with ``simulated = true``), best on a ``hil.timewarp`` loop so that a
 simulated day passes in a few minutes; ``sim_storm`` builds one and ``python -m hil.storm`` runs
 that and prints the ``StormReport`` as JSON. Cars come and go at every EVSE (``traffic``), faults
 from the catalogue (``catalogue``) are injected, held, cleared and their recovery proven

@@ -18,7 +18,7 @@ DESCRIPTION = "Fault storms on the simulated bench: many simulated hours of cars
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m hil.storm --hours 24 --seed N [--json]``: exit 0 when the storm found nothing."""
-    from controller.config import load_config
+    from controller.config.loader import load_config
     from hil.timewarp import run_warped
 
     parser = argparse.ArgumentParser(prog="python -m hil.storm", description=DESCRIPTION)

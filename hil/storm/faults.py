@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import random
 
-from controller.facade import SimFaultKind, TokenVerdict
+from controller.port.charger import SimFaultKind, TokenVerdict
 from hil.storm.catalogue import WIRE_KINDS, hold_time, resources
 from hil.storm.site import Site, brief
 from hil.storm.traffic import Traffic

@@ -21,7 +21,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from controller.config_model import ChargerConfig
+from controller.config.model import ChargerConfig
 from hil.interlocks import InterlockMonitor, reserved_led_matches_core
 from hil.storm.faults import FaultEpisodes
 from hil.storm.memory import MemoryWatch
@@ -153,7 +153,7 @@ async def run_storm(
     ``trace_hours`` stops it after that many hours (RSS and live blocks are sampled to the end).
     """
     if limits is None:
-        from controller.config import load_sim_default
+        from controller.config.loader import load_sim_default
 
         limits = BenchLimits.from_config(load_sim_default())
     wall = wall_clock if wall_clock is not None else built.runtime._wall
@@ -176,8 +176,8 @@ async def sim_storm(
     Run it on a ``hil.timewarp`` loop: ``run_warped(sim_storm(hours=24, seed=1))``. Tracing about
     doubles the run time: ``trace_hours`` limits it to the first hours (None: all, 0: none).
     """
-    import controller.app
-    from controller.config import load_sim_default
+    import controller.runtime.build
+    from controller.config.loader import load_sim_default
 
     config = config if config is not None else load_sim_default()
     if not config.controller.simulated:
@@ -192,7 +192,7 @@ async def sim_storm(
     pymodbus_level = pymodbus_log.level
     pymodbus_log.setLevel(logging.CRITICAL)  # as `charger-controller run` has it: pymodbus' frame dumps are noise
     with _state_dir(state_dir) as directory:
-        built = await controller.app.build(config, state_dir=directory, wall_clock=wall, mono_clock=loop.time)
+        built = await controller.runtime.build.build(config, state_dir=directory, wall_clock=wall, mono_clock=loop.time)
         try:
             await built.start()
             return await run_storm(

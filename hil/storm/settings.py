@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from controller.config_model import ChargerConfig
+from controller.config.model import ChargerConfig
 from hil.storm.catalogue import STORM_KINDS
 
 START_UTC = datetime(2026, 3, 1, 6, 0, tzinfo=UTC)

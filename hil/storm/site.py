@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
-from controller.facade import TokenOutcome
+from controller.port.charger import TokenOutcome
 from hil.storm.catalogue import STORM_KINDS
 from hil.storm.report import StormReport
 from hil.storm.settings import BenchLimits, StormSettings

@@ -15,7 +15,7 @@ import math
 import random
 from datetime import timedelta
 
-from controller.types import Reservation, ReservationResult
+from controller.core.types import Reservation, ReservationResult
 from hil.storm.site import Site
 
 

@@ -10,9 +10,8 @@ from typing import Any
 
 from core_helpers import FakeClock, site
 
-from controller.facade import EventHub, SimFaultKind, SimPlantControls, TokenOutcome, TokenVerdict, UnknownEvse
-from controller.reservation import ReservationCore
-from controller.types import (
+from controller.core.reservation import ReservationCore
+from controller.core.types import (
     ConnectorState,
     ConnectorType,
     CoreEvent,
@@ -23,6 +22,8 @@ from controller.types import (
     ReservationEnd,
     ReservationResult,
 )
+from controller.port.charger import SimFaultKind, SimPlantControls, TokenOutcome, TokenVerdict, UnknownEvse
+from controller.port.events import EventHub
 
 
 class FakeSim:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from controller.api import create_app, require_token_for_bind
-from controller.api_auth import is_loopback
+from controller.addresses import is_loopback
+from controller.api.app import create_app
+from controller.api.auth import require_token_for_bind
 
 from .conftest import TOKEN, Start
 from .fake_charger import FakeCharger

@@ -14,7 +14,7 @@ import socket
 
 import pytest
 
-from controller.api_auth import allowed_host
+from controller.api.auth import allowed_host
 
 from .conftest import TOKEN, Start
 from .http_helpers import Api

@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from controller.api_errors import MAX_BODY_BYTES
+from controller.api.errors import MAX_BODY_BYTES
 
 from .http_helpers import Api
 
@@ -112,11 +112,11 @@ async def test_a_failing_charger_is_500_logged_and_the_server_keeps_serving(
     api: Api, caplog: pytest.LogCaptureFixture
 ) -> None:
     api.charger.fail_with = RuntimeError("driver exploded")
-    with caplog.at_level(logging.ERROR, logger="controller.api_errors"):
+    with caplog.at_level(logging.ERROR, logger="controller.api.errors"):
         reply = await api.call("GET", "/status")
     assert (reply.status, reply.json) == (500, {"error": "internal error"})
     assert "driver exploded" not in reply.text
-    record = next(r for r in caplog.records if r.name == "controller.api_errors")
+    record = next(r for r in caplog.records if r.name == "controller.api.errors")
     assert record.exc_info is not None and "GET /status" in record.getMessage()
     api.charger.fail_with = None
     assert (await api.call("GET", "/status")).status == 200

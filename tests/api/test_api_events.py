@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from controller.api_events import encode_event
+from controller.api.events import encode_event
 
 from .conftest import Start
 from .http_helpers import Api, SseReader, frame_seq, parse_frame

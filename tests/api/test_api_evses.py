@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from controller.facade import SimFaultKind
+from controller.port.charger import SimFaultKind
 
 from .conftest import Start
 from .fake_charger import FakeCharger

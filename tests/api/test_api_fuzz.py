@@ -9,7 +9,8 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from controller.types import ConnectorType, format_rfc3339
+from controller.core.parsing import format_rfc3339
+from controller.core.types import ConnectorType
 
 from .http_helpers import Api, Reply, call_sync
 

@@ -7,7 +7,8 @@ import logging
 
 import pytest
 
-from controller.api import bound_port, create_app, serve
+from controller.api.app import create_app
+from controller.api.server import bound_port, serve
 
 from .fake_charger import FakeCharger
 from .http_helpers import SseReader, call_sync, parse_frame

@@ -8,7 +8,8 @@ import socket
 
 import pytest
 
-from controller.api import ApiServer, bound_port, create_app, serve
+from controller.api.app import create_app
+from controller.api.server import ApiServer, bound_port, serve
 
 from .fake_charger import FakeCharger
 from .http_helpers import SseReader, call_sync

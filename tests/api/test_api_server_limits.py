@@ -19,9 +19,10 @@ from typing import Any
 
 import pytest
 
-from controller import api_server
-from controller.api import create_app
-from controller.api_server import ApiServer, ThrottledLog, connection_cap, raise_nofile_limit
+from controller.api import connections as api_connections
+from controller.api.app import create_app
+from controller.api.connections import ThrottledLog, connection_cap, raise_nofile_limit
+from controller.api.server import ApiServer
 
 from .fake_charger import FakeCharger
 from .http_helpers import SseReader, call_sync
@@ -212,7 +213,7 @@ async def test_over_the_cap_with_every_connection_busy_the_new_one_is_closed_at_
 async def test_a_flood_over_the_cap_is_logged_a_few_times_not_per_connection(
     serve_limited: Serve, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="controller.api_server")
+    caplog.set_level(logging.INFO, logger="controller.api.server")
     server = await serve_limited(max_connections=5, header_timeout_s=30)
     held = [await connect(server.port) for _ in range(60)]
     await asyncio.sleep(0.2)
@@ -383,11 +384,11 @@ async def test_a_real_descriptor_shortage_logs_a_line_not_one_per_retry(
     lines = [r.getMessage() for r in caplog.records if "accept" in r.getMessage()]
     assert server.accept_log.total >= 2
     assert lines and len(lines) <= 2, lines
-    assert all(r.name == "controller.api_server" for r in caplog.records if "accept" in r.getMessage())
+    assert all(r.name == "controller.api.server" for r in caplog.records if "accept" in r.getMessage())
     reply = await asyncio.to_thread(call_sync, server.port, "GET", "/status")  # serving again
     assert reply.status == 200
 
 
 def test_the_module_defaults_are_the_documented_ones() -> None:
-    assert (api_server.DEFAULT_MAX_CONNECTIONS, api_server.DEFAULT_HEADER_TIMEOUT_S,
-            api_server.DEFAULT_KEEPALIVE_TIMEOUT_S) == (256, 10.0, 5.0)
+    assert (api_connections.DEFAULT_MAX_CONNECTIONS, api_connections.DEFAULT_HEADER_TIMEOUT_S,
+            api_connections.DEFAULT_KEEPALIVE_TIMEOUT_S) == (256, 10.0, 5.0)

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from controller import api_events
+from controller.api import events as api_events
 
 from .http_helpers import Api
 from .test_api_events import wait_for_subscribers

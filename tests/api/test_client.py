@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 import pytest
 from core_helpers import FakeClock
 
-from controller.client import add_client_commands, format_status, run_client
+from controller.api.client import add_client_commands, format_status, run_client
 
 from .conftest import TOKEN, Start
 from .fake_charger import FakeCharger

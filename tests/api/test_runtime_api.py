@@ -8,10 +8,11 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from controller.api import ApiServer, create_app
-from controller.app import Built, build
-from controller.config import load_sim_default
-from controller.types import format_rfc3339
+from controller.api.app import create_app
+from controller.api.server import ApiServer
+from controller.config.loader import load_sim_default
+from controller.core.parsing import format_rfc3339
+from controller.runtime.build import Built, build
 from drivers.sim.plant import SimPlant
 
 from .http_helpers import SseReader, call_sync, parse_frame

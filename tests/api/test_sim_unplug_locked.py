@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from controller.api import ApiServer, create_app
-from controller.app import build
-from controller.config import load_sim_default
+from controller.api.app import create_app
+from controller.api.server import ApiServer
+from controller.config.loader import load_sim_default
+from controller.runtime.build import build
 from drivers.sim.plant import SimPlant
 
 from .http_helpers import call_sync

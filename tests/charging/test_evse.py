@@ -6,8 +6,8 @@ from dataclasses import replace
 
 import pytest
 
-from controller.evse import EvseModel, EvseReadings, combine_state
-from controller.types import Connector, ConnectorState, ConnectorType
+from controller.charging.evse import EvseModel, EvseReadings, combine_state
+from controller.core.types import Connector, ConnectorState, ConnectorType
 from drivers.interfaces import ContactorReport, Fault, FaultKind, LockPosition, LockReport
 
 A = ConnectorState.AVAILABLE

@@ -18,11 +18,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import Phase as SearchPhase
 
-import controller.outputs as policy
-from controller.evse import EvseModel, EvseReadings
-from controller.outputs import OutputInputs, Outputs, decide_outputs
-from controller.session import RUNNING, ChargingSession, Phase
-from controller.types import Connector, ConnectorState
+import controller.charging.outputs as policy
+from controller.charging.evse import EvseModel, EvseReadings
+from controller.charging.outputs import OutputInputs, Outputs, decide_outputs
+from controller.charging.session import RUNNING, ChargingSession, Phase
+from controller.core.types import Connector, ConnectorState
 from drivers.interfaces import ContactorReport, Fault, FaultKind, LedMode, LockPosition, LockReport
 
 THRESHOLD_A = 0.5
@@ -220,7 +220,7 @@ class Rig:
 
 
 def safe_to_unlock(contactor: ContactorReport, current_a: float | None, meter_fitted: bool) -> bool:
-    """DESIGN.md's unlock interlock, written out independently of controller.outputs."""
+    """DESIGN.md's unlock interlock, written out independently of controller.charging.outputs."""
     if contactor.commanded_closed or contactor.feedback_closed is True:
         return False
     if contactor.fault is not None and contactor.fault.kind is FaultKind.CONTACTOR_WELDED:

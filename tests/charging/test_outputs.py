@@ -6,9 +6,15 @@ from dataclasses import replace
 
 import pytest
 
-from controller.evse import EvseState
-from controller.outputs import OutputInputs, Outputs, close_permitted, decide_outputs, unlock_permitted
-from controller.session import Phase, SessionView
+from controller.charging.evse import EvseState
+from controller.charging.outputs import (
+    OutputInputs,
+    Outputs,
+    close_permitted,
+    decide_outputs,
+    unlock_permitted,
+)
+from controller.charging.session import Phase, SessionView
 from drivers.interfaces import (
     ContactorReport,
     Fault,

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from controller.session import ChargingSession, Phase, SessionError, SessionView
+from controller.charging.session import ChargingSession, Phase, SessionError, SessionView
 
 TOKEN = "04A2B3C4"
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from controller.config import ChargerConfig, ConfigError, parse_config
+from controller.config.loader import ChargerConfig, ConfigError, parse_config
 
 SOURCE = "pi.toml"
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from controller.config import (
+from controller.config.loader import (
     ChargerConfig,
     ConfigError,
     PinFactory,
@@ -17,7 +17,7 @@ from controller.config import (
     load_config,
     load_sim_default,
 )
-from controller.types import Connector, ConnectorState, ConnectorType
+from controller.core.types import Connector, ConnectorState, ConnectorType
 from drivers.gpio.config import ContactorConfig, IndicatorConfig, LockConfig, PlugConfig
 from drivers.meter_map import BUILTIN_DIR
 from drivers.modbus_bus import BusConfig, Transport
@@ -27,7 +27,7 @@ from .config_helpers import base, put, to_toml
 ROOT = Path(__file__).resolve().parents[2]
 PI_EXAMPLE = ROOT / "examples" / "pi-2evse.toml"
 SIM_EXAMPLE = ROOT / "examples" / "sim.toml"
-SIM_DEFAULT = ROOT / "controller" / "sim_default.toml"
+SIM_DEFAULT = ROOT / "controller" / "config" / "sim_default.toml"
 
 
 def _all_pins(config: ChargerConfig) -> list[str]:

@@ -8,7 +8,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from controller.config import ChargerConfig, ConfigError, parse_config, parse_config_data
+from controller.config.loader import ChargerConfig, ConfigError, parse_config, parse_config_data
 
 from .config_helpers import base, to_toml
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from controller.config import ConfigError, parse_config
+from controller.config.loader import ConfigError, parse_config
 from drivers.meter_map import builtin_models
 
 from .config_helpers import base, drop, load, only_problem, problems, put

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from gpiozero.pins.mock import MockFactory
 
-from controller.config import normalize_pin
+from controller.config.loader import normalize_pin
 
 
 def test_physical_numbers_match_gpiozero() -> None:

@@ -9,9 +9,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from oracle import oracle_is_feasible
 
-from controller.feasibility import is_feasible
-from controller.reservation import ReservationCore
-from controller.types import Connector, ConnectorState, ConnectorType
+from controller.core.feasibility import is_feasible
+from controller.core.reservation import ReservationCore
+from controller.core.types import Connector, ConnectorState, ConnectorType
 
 TYPES = [ConnectorType.cType2, ConnectorType.cCCS2, ConnectorType.sType2, ConnectorType.Unknown]
 STATES = list(ConnectorState)

@@ -7,8 +7,8 @@ from datetime import timedelta
 import pytest
 from core_helpers import T0, FakeClock, Recorder, res, site
 
-from controller.reservation import ReservationCore
-from controller.types import (
+from controller.core.reservation import ReservationCore
+from controller.core.types import (
     ConnectorState,
     ConnectorType,
     EvseReservedChanged,

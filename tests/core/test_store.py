@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from core_helpers import FakeClock, Recorder, res, site
 
-from controller.reservation import ReservationCore
-from controller.store import ReservationStore, StoreError
-from controller.types import (
+from controller.core.reservation import ReservationCore
+from controller.core.store import ReservationStore, StoreError
+from controller.core.types import (
     ConnectorState,
     ConnectorType,
     EvseReservedChanged,

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 from core_helpers import FakeClock, Recorder, res, site
 
-from controller.reservation import ReservationCore
-from controller.store import ReservationStore, StoreError
-from controller.types import (
+from controller.core.reservation import ReservationCore
+from controller.core.store import ReservationStore, StoreError
+from controller.core.types import (
     ConnectorState,
     ConnectorType,
     EvseReservedChanged,
@@ -169,18 +169,18 @@ def test_one_error_per_outage_and_one_line_when_it_ends(tmp_path: Path, caplog: 
     store = ReservationStore(tmp_path / "res.db")
     core = ReservationCore(SITE, clock=clock, store=store)
     core.reserve_now(res(1, evse=1, minutes=1))
-    caplog.set_level(logging.INFO, logger="controller.store")
+    caplog.set_level(logging.INFO, logger="controller.core.store")
     writes_fail(store)
     clock.advance(120)
     for rid in range(10, 60):
         with pytest.raises(StoreError):
             core.reserve_now(res(rid))
         core.retry_store()
-    records = [r for r in caplog.records if r.name == "controller.store"]
+    records = [r for r in caplog.records if r.name == "controller.core.store"]
     assert [r.levelno for r in records] == [logging.ERROR]
     writes_fail(store, False)
     assert core.retry_store()
-    records = [r for r in caplog.records if r.name == "controller.store"]
+    records = [r for r in caplog.records if r.name == "controller.core.store"]
     assert [r.levelno for r in records] == [logging.ERROR, logging.WARNING]
     assert "writable again" in records[-1].getMessage()
 

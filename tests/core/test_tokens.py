@@ -12,23 +12,21 @@ from pathlib import Path
 import pytest
 from core_helpers import FakeClock, res, site
 
-from controller.reservation import ReservationCore
-from controller.store import ReservationStore
-from controller.types import (
+from controller.core.parsing import FormatError
+from controller.core.reservation import ReservationCore
+from controller.core.store import ReservationStore
+from controller.core.tokens import (
     CONTROL_RANGES,
     INVISIBLE_RANGES,
     MAX_TOKEN_LENGTH,
     OCPP16_ID_TAG_MAX_LENGTH,
     OCPP201_ID_TOKEN_MAX_LENGTH,
     TOKEN_PATTERN,
-    ConnectorType,
-    FormatError,
-    Reservation,
-    ReservationCheck,
     fold_token,
     parse_token,
     same_token,
 )
+from controller.core.types import ConnectorType, Reservation, ReservationCheck
 
 # As JSON Schema (ECMA-262) reads it: there "$" is the end of the text, where Python's "$" also matches before a
 # final newline.

@@ -6,9 +6,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from controller.types import (
+from controller.core.parsing import FormatError
+from controller.core.types import (
     ConnectorType,
-    FormatError,
     Reservation,
     ReservationCheck,
     ReservationCheckStatus,

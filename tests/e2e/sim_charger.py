@@ -19,12 +19,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from controller.api import create_app
-from controller.api_server import ApiServer
-from controller.app import Built, build
-from controller.config import load_sim_default
-from controller.types import format_rfc3339
-from drivers.sim.pins import read_changes
+from controller.api.app import create_app
+from controller.api.server import ApiServer
+from controller.config.loader import load_sim_default
+from controller.core.parsing import format_rfc3339
+from controller.runtime.build import Built, build
+from drivers.sim.pin_history import read_changes
 from drivers.sim.plant import SimEvse, SimPlant
 from hil.timewarp import WarpClock, WarpLoop, run_warped
 
@@ -36,7 +36,7 @@ HTTP_TIMEOUT_S = 30.0  # loop time; nothing in the API waits anywhere near this 
 
 @dataclass(frozen=True, slots=True)
 class Pins:
-    """The pins of one EVSE in controller/sim_default.toml: the controller's outputs (reserved LED, RGB status
+    """The pins of one EVSE in controller/config/sim_default.toml: the controller's outputs (reserved LED, RGB status
     LED, contactor coil, lock motor lines; high = on) and two inputs the plant drives (aux contact and lock
     switch, both low = closed / locked)."""
 

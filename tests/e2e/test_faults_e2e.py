@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from drivers.sim.pins import change_count
+from drivers.sim.pin_history import change_count
 
 from .sim_charger import PINS, SimCharger, blinks, first_change, run_sim, until, until_async
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from controller.types import parse_rfc3339
+from controller.core.parsing import parse_rfc3339
 
 from .sim_charger import SimCharger, run_sim, until, until_async
 

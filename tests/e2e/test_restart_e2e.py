@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from controller.types import parse_rfc3339
+from controller.core.parsing import parse_rfc3339
 
 from .sim_charger import SimCharger, run_sim, until
 

@@ -21,10 +21,10 @@ from typing import Any
 
 import requests
 
-import controller.api
-import controller.app
-import controller.config
-from controller.api_server import ApiServer
+import controller.api.app
+import controller.config.loader
+import controller.runtime.build
+from controller.api.server import ApiServer
 
 START_TIMEOUT_S = 30.0
 
@@ -161,10 +161,11 @@ class LiveApi:
     async def _serve(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
-        built = await controller.app.build(controller.config.load_sim_default(), state_dir=self.state_dir)
+        config = controller.config.loader.load_sim_default()
+        built = await controller.runtime.build.build(config, state_dir=self.state_dir)
         try:
             await built.start()
-            app = controller.api.create_app(built.runtime)
+            app = controller.api.app.create_app(built.runtime)
             server = ApiServer(app, "127.0.0.1", 0)
             self.url = server.url
             serving = await server.start(stop=self._stop)

@@ -16,17 +16,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from controller.types import (
-    INVISIBLE_RANGES,
-    MAX_TOKEN_LENGTH,
-    TOKEN_PATTERN,
-    FormatError,
-    Reservation,
-    ReservationCheck,
-    field_name,
-    parse_token,
-    same_token,
-)
+from controller.core.parsing import FormatError, field_name
+from controller.core.tokens import INVISIBLE_RANGES, MAX_TOKEN_LENGTH, TOKEN_PATTERN, parse_token, same_token
+from controller.core.types import Reservation, ReservationCheck
 
 from .live_api import scale_factor
 
@@ -163,7 +155,7 @@ token_like = st.text(
     st.sampled_from(_INVISIBLE) | st.characters(max_codepoint=0xA0) | st.characters(exclude_categories=["Cs"]),
     max_size=8,
 ) | st.text(max_size=MAX_TOKEN_LENGTH + 2)
-TOKEN_SCHEMA = jsonschema_rs.validator_for(  # the API's token schema (controller.api_models), as schemathesis checks it
+TOKEN_SCHEMA = jsonschema_rs.validator_for(  # the API's token schema (controller.api.models), as schemathesis checks it
     {"type": "string", "minLength": 1, "maxLength": MAX_TOKEN_LENGTH, "pattern": TOKEN_PATTERN}
 )
 

@@ -2,7 +2,7 @@
 
 gpiozero's MockPin appends every state change to ``pin.states`` forever (~260 MB a day under ``run --sim``
 while charging). The sim's pins (drivers.sim.pins.CappedMockPWMPin, its subclasses, and the pin class of
-``controller.app.make_pin_factory``) keep the last HISTORY_CAP changes and number every change, and the
+``controller.runtime.build.make_pin_factory``) keep the last HISTORY_CAP changes and number every change, and the
 readers (hil.sim_bench.MockLineProbe, tests/e2e/sim_charger.py) read on from a sequence number.
 """
 
@@ -20,21 +20,10 @@ import pytest
 from gpiozero import DigitalOutputDevice
 from gpiozero.pins.mock import MockFactory, MockPWMPin, PinState
 
-from controller.app import make_pin_factory
-from controller.config import PinFactory
-from drivers.sim.pins import (
-    HISTORY_CAP,
-    CappedMockPWMPin,
-    DrivenPin,
-    MockConnectedPWMPin,
-    ObservedPin,
-    PinHistory,
-    SimContactor,
-    SimLockMechanism,
-    SimPlug,
-    change_count,
-    read_changes,
-)
+from controller.config.loader import PinFactory
+from controller.runtime.build import make_pin_factory
+from drivers.sim.pin_history import HISTORY_CAP, CappedMockPWMPin, PinHistory, change_count, read_changes
+from drivers.sim.pins import DrivenPin, MockConnectedPWMPin, ObservedPin, SimContactor, SimLockMechanism, SimPlug
 from hil.profile import LineSpec
 from hil.sim_bench import MockLineProbe
 

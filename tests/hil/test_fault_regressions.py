@@ -1,7 +1,7 @@
 """Each fault scenario catches the loss of its fault handling.
 
 The controller runs with the handling of one fault switched off: the EVSE model and the output
-policy used by controller.runtime are swapped for ones that do not see that fault (or the plug
+policy used by controller.runtime.runtime are swapped for ones that do not see that fault (or the plug
 loses its debounce), and the scenario must then FAIL on the check that guards that handling.
 Each case runs in its own forked process (the swap is a module attribute, so cases cannot share
 a process), three at a time.
@@ -16,11 +16,11 @@ from collections.abc import Iterator
 
 import pytest
 
-import controller.runtime
-import controller.runtime_evaluation
+import controller.runtime.evaluation
+import controller.runtime.runtime
 import drivers.gpio.plug
-from controller.evse import EvseModel, EvseReadings, EvseState
-from controller.outputs import OutputInputs, Outputs, decide_outputs
+from controller.charging.evse import EvseModel, EvseReadings, EvseState
+from controller.charging.outputs import OutputInputs, Outputs, decide_outputs
 from drivers.gpio._input import DebouncedInput
 from drivers.interfaces import ContactorReport, FaultKind, LockReport
 from hil.profile_loader import load_profile
@@ -61,7 +61,7 @@ def _lock(report: LockReport | None, blind: frozenset[object]) -> LockReport | N
 
 
 def blind_controller(blind: frozenset[object]) -> None:
-    """controller.runtime gets an EVSE model and an output policy that never see the ``blind`` faults."""
+    """controller.runtime.runtime gets an EVSE model and an output policy that never see the ``blind`` faults."""
 
     class BlindModel(EvseModel):
         def update(self, readings: EvseReadings, now: float) -> EvseState:
@@ -81,8 +81,8 @@ def blind_controller(blind: frozenset[object]) -> None:
             dataclasses.replace(inputs, contactor=_contactor(inputs.contactor, blind), lock=_lock(inputs.lock, blind))
         )
 
-    controller.runtime.EvseModel = BlindModel  # type: ignore[misc]
-    controller.runtime_evaluation.decide_outputs = blind_outputs
+    controller.runtime.runtime.EvseModel = BlindModel  # type: ignore[misc]
+    controller.runtime.evaluation.decide_outputs = blind_outputs
 
 
 def undebounced_plug() -> None:
@@ -124,6 +124,6 @@ def test_fault_scenario_fails_without_its_handling(outcomes: dict[str, tuple[str
 
 def test_the_handling_is_back_in_this_process() -> None:
     """The swaps happened in the worker processes only."""
-    assert controller.runtime.EvseModel is EvseModel
-    assert controller.runtime_evaluation.decide_outputs is decide_outputs
+    assert controller.runtime.runtime.EvseModel is EvseModel
+    assert controller.runtime.evaluation.decide_outputs is decide_outputs
     assert drivers.gpio.plug.DebouncedInput is DebouncedInput

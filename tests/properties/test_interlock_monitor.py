@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 
-from controller.evse import EvseReadings, EvseState
-from controller.facade import SimFaultKind
-from controller.session import Phase
-from controller.types import Reservation, ReservationResult
+from controller.charging.evse import EvseReadings, EvseState
+from controller.charging.session import Phase
+from controller.core.types import Reservation, ReservationResult
+from controller.port.charger import SimFaultKind
 from drivers.interfaces import LockPosition
 from hil.interlocks import InterlockMonitor, reserved_led_matches_core
 
@@ -172,12 +172,12 @@ def _reserve_evse1(sim: WarpSim) -> None:
 
 def test_an_unlock_decided_after_a_weld_was_seen_is_reported(sim: WarpSim, monkeypatch: pytest.MonkeyPatch) -> None:
     """With the policy's unlock veto removed, cancelling the reservation of a welded EVSE unlocks it."""
-    import controller.outputs
+    import controller.charging.outputs
 
     _reserve_evse1(sim)
     sim.run(sim.b.runtime.sim.fault(1, SimFaultKind.WELD))
     sim.settle()
-    monkeypatch.setattr(controller.outputs, "unlock_permitted", lambda *_a, **_k: True)
+    monkeypatch.setattr(controller.charging.outputs, "unlock_permitted", lambda *_a, **_k: True)
     sim.b.runtime.cancel(1)
     sim.advance(0.1)
     found = [v for v in sim.mon.records if v.rule == "unlock-under-load"]

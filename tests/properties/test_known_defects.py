@@ -7,9 +7,9 @@ from datetime import timedelta
 
 import pytest
 
-from controller.facade import SimFaultKind, TokenVerdict
-from controller.session import Phase
-from controller.types import Reservation, ReservationResult
+from controller.charging.session import Phase
+from controller.core.types import Reservation, ReservationResult
+from controller.port.charger import SimFaultKind, TokenVerdict
 
 from .warp_sim import WarpSim
 

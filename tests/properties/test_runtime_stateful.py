@@ -26,8 +26,8 @@ import hypothesis.strategies as st
 from hypothesis import HealthCheck, event, settings
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
-from controller.facade import SimFaultKind
-from controller.types import ConnectorType, Reservation
+from controller.core.types import ConnectorType, Reservation
+from controller.port.charger import SimFaultKind
 
 from .warp_sim import WarpSim
 

@@ -22,8 +22,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from controller.app import Built, build
-from controller.config import ChargerConfig, load_sim_default
+from controller.config.loader import ChargerConfig, load_sim_default
+from controller.runtime.build import Built, build
 from hil.interlocks import InterlockMonitor, Violation, reserved_led_matches_core
 from hil.timewarp import WarpClock, WarpLoop
 
@@ -72,7 +72,7 @@ class ExceptionRecords(logging.Handler):
 
 
 class WarpSim:
-    """A started sim charger (``controller.config.load_sim_default()``) on its own WarpLoop."""
+    """A started sim charger (``controller.config.loader.load_sim_default()``) on its own WarpLoop."""
 
     def __init__(self, config: ChargerConfig | None = None) -> None:
         self.config = config if config is not None else load_sim_default()

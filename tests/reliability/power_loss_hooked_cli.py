@@ -19,8 +19,8 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from controller import cli
-from controller.store import ReservationStore
-from controller.types import Reservation
+from controller.core.store import ReservationStore
+from controller.core.types import Reservation
 
 
 def _ack_before_commit(delay_s: float) -> None:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-APPLICATION_ID = 0x45564352  # "EVCR", written by controller/store.py; repeated here on purpose (a test oracle)
+APPLICATION_ID = 0x45564352  # "EVCR", written by controller/core/store.py; repeated here on purpose (a test oracle)
 SCHEMA_VERSION = 1
 
 

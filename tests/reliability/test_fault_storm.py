@@ -30,12 +30,12 @@ from typing import Any
 
 import pytest
 
-import controller.app
-import controller.outputs
-from controller.config import load_sim_default
-from controller.facade import SimFaultKind
-from controller.runtime_status import StatusReporter
-from controller.types import Reservation, ReservationResult
+import controller.charging.outputs
+import controller.runtime.build
+from controller.config.loader import load_sim_default
+from controller.core.types import Reservation, ReservationResult
+from controller.port.charger import SimFaultKind
+from controller.runtime.status import StatusReporter
 from hil.storm import START_UTC, STORM_KINDS, BenchLimits, StormReport, StormSettings, sim_storm
 from hil.timewarp import run_warped
 
@@ -128,7 +128,7 @@ def test_fault_storm_random_seed() -> None:
 
 def test_storm_sees_a_broken_interlock_and_a_failing_evaluation(monkeypatch: pytest.MonkeyPatch) -> None:
     """The storm's own checks bite: a contactor closing before the lock confirms, and an evaluation that raises."""
-    monkeypatch.setattr(controller.outputs, "lock_confirmed_locked", lambda lock, *, lock_fitted: True)
+    monkeypatch.setattr(controller.charging.outputs, "lock_confirmed_locked", lambda lock, *, lock_fitted: True)
     calls = itertools.count()
     publish = StatusReporter.publish_state
 
@@ -151,7 +151,7 @@ async def _sim() -> AsyncIterator[Any]:
     """The embedded sim charger, built and started on the running (warp) loop."""
     loop = asyncio.get_running_loop()
     with tempfile.TemporaryDirectory() as tmp:
-        built = await controller.app.build(load_sim_default(), state_dir=Path(tmp),
+        built = await controller.runtime.build.build(load_sim_default(), state_dir=Path(tmp),
                                            wall_clock=loop.clock.wall(START_UTC),  # type: ignore[attr-defined]
                                            mono_clock=loop.time)
         await built.start()

@@ -19,10 +19,10 @@ from pathlib import Path
 import pytest
 from security.daemon import SIM_DEFAULT, Daemon, free_port, run_to_exit
 
-from controller import app as app_module
-from controller.app import build
-from controller.config import load_sim_default
-from controller.state_lock import LOCK_NAME, StateDirBusy, StateDirLock
+from controller.config.loader import load_sim_default
+from controller.runtime import build as app_module
+from controller.runtime.build import build
+from controller.runtime.state_lock import LOCK_NAME, StateDirBusy, StateDirLock
 
 
 def test_a_corrupt_store_under_a_simulated_config_exits_with_a_clear_message(tmp_path: Path) -> None:
@@ -77,7 +77,7 @@ def test_a_killed_holder_leaves_no_stale_lock(tmp_path: Path) -> None:
     """The kernel drops the lock with the process, however it dies (SIGKILL, power loss)."""
     holder = subprocess.Popen(
         [sys.executable, "-c",
-         "import sys, time; from controller.state_lock import StateDirLock; "
+         "import sys, time; from controller.runtime.state_lock import StateDirLock; "
          "StateDirLock(sys.argv[1]).acquire(); print('held', flush=True); time.sleep(60)", str(tmp_path)],
         stdout=subprocess.PIPE, env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
     )

@@ -1,7 +1,7 @@
 """Running the real daemon (``python -m controller.cli run``) as a subprocess for the security tests.
 
 Its stdout and stderr go to files, so a test can read every log line the process wrote (a pipe could
-fill up and stall it). Configuration files are copies of the embedded ``controller/sim_default.toml``
+fill up and stall it). Configuration files are copies of the embedded ``controller/config/sim_default.toml``
 with the ``[api]`` section changed.
 """
 
@@ -22,7 +22,7 @@ from typing import Any
 import requests
 
 REPO = Path(__file__).resolve().parents[2]
-SIM_DEFAULT = REPO / "controller" / "sim_default.toml"
+SIM_DEFAULT = REPO / "controller" / "config" / "sim_default.toml"
 START_GUARD_S = 60.0  # generous bound for a slow CI machine; never an assertion on speed
 EXIT_GUARD_S = 30.0
 READY = "charger-controller ready: API on "
@@ -46,7 +46,7 @@ def write_config(directory: Path, *, bind: str, access_token: str) -> Path:
     text = SIM_DEFAULT.read_text(encoding="utf-8")
     text, binds = re.subn(r'(?m)^bind = "[^"]*"', f'bind = "{bind}"', text)
     text, tokens = re.subn(r'(?m)^access_token = "[^"]*"', f'access_token = "{access_token}"', text)
-    assert binds == 1 and tokens == 1, "controller/sim_default.toml no longer has bind/access_token lines"
+    assert binds == 1 and tokens == 1, "controller/config/sim_default.toml no longer has bind/access_token lines"
     path = directory / "charger.toml"
     path.write_text(text, encoding="utf-8")
     return path

@@ -119,6 +119,25 @@ def test_restarts_on_failure_and_leaves_time_for_a_safe_stop(unit: Unit) -> None
     assert seconds(value(unit, "Service", "TimeoutStopSec") or "90") >= 5
 
 
+def test_tells_systemd_when_it_is_ready_and_keeps_its_watchdog_fed(unit: Unit) -> None:
+    """Type=notify with a watchdog: READY=1 once the API is up, WATCHDOG=1 from the loop-health probe (daemon.py)."""
+    from controller.daemon import PROBE_MAX_AGE
+
+    assert value(unit, "Service", "Type") == "notify"
+    assert value(unit, "Service", "NotifyAccess") in (None, "main")  # only the daemon itself, not a helper process
+    watchdog = seconds(value(unit, "Service", "WatchdogSec") or "0")
+    # long enough for a slow Pi under load (keep-alives every WatchdogSec/2), short enough to matter
+    assert 5 <= watchdog <= 60, watchdog
+    # the probe's evidence (at most PROBE_MAX_AGE keep-alive intervals old) is younger than the watchdog's limit
+    assert PROBE_MAX_AGE * watchdog / 2 < watchdog
+    assert value(unit, "Service", "Restart") in ("on-failure", "on-watchdog", "on-abnormal", "always")
+    # the default SIGABRT lets Python's fault handler print where the loop was stuck
+    assert value(unit, "Service", "WatchdogSignal") in (None, "SIGABRT", "ABRT", "6")
+    assert environment(unit).get("PYTHONFAULTHANDLER") == "1"
+    families = {f for line in values(unit, "Service", "RestrictAddressFamilies") for f in line.split()}
+    assert "AF_UNIX" in families  # the notification socket
+
+
 def test_is_hardened(unit: Unit) -> None:
     service = {k: value(unit, "Service", k) for k in ("NoNewPrivileges", "ProtectSystem", "ProtectHome", "PrivateTmp")}
     assert service == {"NoNewPrivileges": "yes", "ProtectSystem": "strict", "ProtectHome": "yes", "PrivateTmp": "yes"}

@@ -92,6 +92,7 @@ class Runtime:
         self._tokens = TokenAuthorizer(self._ctx, self._evaluator.evaluate)
         self.sim: SimPlantControls | None = None if sim is None else SimControls(sim, self._ctx.evse, self.reset_faults)
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._evaluations_done = dict.fromkeys(records, 0)  # requested evaluations run, per EVSE (loop health)
         core.subscribe(self._on_core_event)
 
     # The records and clocks, as tests and the HIL interlock monitor read them (one copy: the context's).
@@ -196,6 +197,16 @@ class Runtime:
         """The requested evaluation of ``e`` (later requests ask for a new one)."""
         e.pending = False
         self._evaluator.evaluate(e)
+        self._evaluations_done[e.evse_id] += 1
+
+    def request_evaluations(self) -> None:
+        """Ask for an evaluation of every EVSE the way a driver callback does (the loop-health probe's question)."""
+        for e in self._ctx.evses.values():
+            self._request(e)
+
+    def evaluations_done(self) -> dict[int, int]:
+        """How many requested evaluations of each EVSE have run so far (the loop-health probe's evidence)."""
+        return dict(self._evaluations_done)
 
     def on_meter_result(self, evse_id: int, result: MeterSnapshot | Fault) -> None:
         """A meter poll finished for this EVSE (called in the loop by the poller)."""

@@ -4,7 +4,7 @@
     charger-hil list [--bench sim]
 
 Exit status: 0 every scenario passed (or was skipped), 1 a scenario failed or errored,
-2 the command line or the bench profile is wrong.
+2 the command line or the bench profile is wrong, or the report's plotting library (the ``hil`` extra) is missing.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import shlex
 import sys
 import time
 from collections.abc import Sequence
@@ -25,6 +26,8 @@ from hil.scenario import Scenario, load_all, select
 from hil.timeline import CheckRecord
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+# the ``hil`` extra of pyproject.toml: report.html's timeline plots; only ``run`` needs it
+PLOT_REQUIREMENT = "matplotlib>=3.7"
 STATUS_WORD = {"passed": "PASS", "failed": "FAIL", "error": "ERROR", "skipped": "SKIP", "xfail": "XFAIL"}
 
 
@@ -64,7 +67,8 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="charger-hil", description="Hardware-in-the-loop bench of the charger controller"
     )
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
+                                help="run the scenarios, or list them (COMMAND --help for its options)")
     run = sub.add_parser("run", help="run scenarios on a bench, write DIR/junit.xml and DIR/report.html")
     run.add_argument("--bench", required=True, metavar="sim|FILE",
                      help=f"a built-in bench ({', '.join(builtin_benches())}) or a bench profile (TOML)")
@@ -82,7 +86,27 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def plots_missing() -> str | None:
+    """Why the report's plots cannot be drawn (matplotlib not installed: the ``hil`` extra), with the fix; or None.
+
+    Checked before any scenario runs, so a run without it stops at once rather than after the suite.
+    """
+    try:
+        import hil.plot  # noqa: F401  (imports matplotlib)
+    except ModuleNotFoundError as exc:
+        missing = (exc.name or "matplotlib").partition(".")[0]
+        if missing == "hil":
+            raise  # our own module is missing: a broken install, not the extra
+        return (f"charger-hil: run writes report.html with plots, which need matplotlib ({missing} is not "
+                f"installed); install the hil extra: {shlex.quote(sys.executable)} -m pip install "
+                f"{shlex.quote(PLOT_REQUIREMENT)} (or pip install '.[hil]' in the checkout)")
+    return None
+
+
 def _run(args: argparse.Namespace) -> int:
+    if (missing := plots_missing()) is not None:
+        print(missing, file=sys.stderr)
+        return EXIT_USAGE
     try:
         profile = load_profile(args.bench)
         scenarios = select(args.scenarios)

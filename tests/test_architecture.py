@@ -34,6 +34,10 @@ BREAKS = [
     ("runtime-below-fronts", "controller/runtime/status.py", "import controller.api.events"),
     ("runtime-below-fronts", "controller/port/charger.py", "import controller.daemon"),
     ("drivers-stand-alone", "drivers/gpio/lock.py", "import controller.core.types"),
+    ("lean-daemon", "controller/runtime/status.py", "import matplotlib.figure"),
+    ("lean-daemon", "drivers/meter.py", "import matplotlib"),
+    ("light-cli", "controller/config/loader.py", "import fastapi"),
+    ("light-cli", "controller/api/client.py", "import controller.api.app"),
 ]
 
 

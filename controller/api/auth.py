@@ -25,7 +25,9 @@ def require_token_for_bind(host: str, access_token: str | None) -> None:
     if not is_loopback(host):
         raise ValueError(
             f"refusing to serve the HTTP API on {host!r} without an access token: anyone on that network could "
-            "reserve EVSEs and start charging. Set an API access token, or bind to 127.0.0.1."
+            "reserve EVSEs and start charging. Give an API access token (charger-controller run --api-token-file "
+            "FILE, a file holding 16 or more random characters, or api.access_token in the configuration file), "
+            "or bind to 127.0.0.1."
         )
 
 

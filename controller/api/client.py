@@ -13,16 +13,17 @@ import argparse
 import json
 import os
 import sys
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from controller.core.parsing import format_rfc3339
 from controller.core.types import ConnectorType
 from controller.port.charger import SimFaultKind
 from drivers.redact import redact_token
+
+if TYPE_CHECKING:
+    import urllib.error
 
 DEFAULT_API = "127.0.0.1:8080"
 TOKEN_ENV = "CHARGER_API_TOKEN"
@@ -46,6 +47,9 @@ def api_url(api: str) -> str:
 
 def request(args: argparse.Namespace, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
     """One JSON request to the controller; raises ClientError with a one-line reason."""
+    import urllib.error  # here, not at the top: ``--help`` and ``check-config`` need no HTTP client
+    import urllib.request
+
     base = api_url(args.api)
     headers = {"Accept": "application/json"}
     token = args.access_token or os.environ.get(TOKEN_ENV)
@@ -271,11 +275,11 @@ def add_client_commands(subparsers: argparse._SubParsersAction[argparse.Argument
     p.add_argument("--parent", help="parent (group) id token")
 
     p = add("cancel", cmd_cancel, "cancel a reservation")
-    p.add_argument("reservation_id", type=int, metavar="ID")
+    p.add_argument("reservation_id", type=int, metavar="ID", help="reservation id (as given to reserve --id)")
 
     p = add("present-token", cmd_present_token, "present an id token at an EVSE, as its RFID reader would")
-    p.add_argument("evse", type=int, metavar="EVSE")
-    p.add_argument("token", metavar="TOKEN")
+    p.add_argument("evse", type=int, metavar="EVSE", help="EVSE id")
+    p.add_argument("token", metavar="TOKEN", help="the id token, as a card reader would read it")
 
     p = add("check", cmd_check, "is there a reservation for this token?")
     p.add_argument("--token", required=True, help="id token")
@@ -289,14 +293,17 @@ def add_client_commands(subparsers: argparse._SubParsersAction[argparse.Argument
         ("unplug", "/sim/evses/{evse}/unplug", "unplugged", "simulation (run --sim): unplug the car"),
     ):
         p = add(name, _evse_action(path, done), help_text)
-        p.add_argument("evse", type=int, metavar="EVSE")
+        p.add_argument("evse", type=int, metavar="EVSE", help="EVSE id")
 
     p = add("reset", cmd_reset, "after a repair: clear latched faults (a welded contactor) of an EVSE")
-    p.add_argument("evse", type=int, metavar="EVSE")
+    p.add_argument("evse", type=int, metavar="EVSE", help="EVSE id")
 
     p = add("fault", cmd_fault, "simulation (run --sim): inject a fault, or clear them")
-    p.add_argument("evse", type=int, metavar="EVSE")
-    p.add_argument("kind", choices=[k.value for k in SimFaultKind])
+    p.add_argument("evse", type=int, metavar="EVSE", help="EVSE id")
+    kinds = [k.value for k in SimFaultKind]
+    p.add_argument("kind", choices=kinds, metavar="KIND",
+                   help=f"{', '.join(k for k in kinds if k != 'clear')}, or clear (repairs this EVSE's injected "
+                        "faults and resets it, as an operator would)")
 
 
 def _guarded(handler: Handler) -> Handler:

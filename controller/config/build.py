@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections import Counter
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TypeGuard, TypeVar
@@ -16,7 +17,6 @@ from pydantic import BaseModel, ValidationError
 
 from controller.addresses import is_loopback
 from controller.config.model import (
-    MAX_TOKEN_LENGTH,
     MIN_TOKEN_LENGTH,
     ApiConfig,
     ChargerConfig,
@@ -26,11 +26,13 @@ from controller.config.model import (
     MeterConfig,
     PinFactory,
     RfidConfig,
+    access_token_problem,
     is_sim_meter_url,
     parse_bind,
 )
 from controller.config.schema import (
     DRIVER_SECTIONS,
+    EVSE_IDS,
     ROOT_KEYS,
     ApiSection,
     BusSection,
@@ -72,11 +74,16 @@ class Builder:
 
     A section with problems still yields a partial model (its bad keys left out) for the
     cross-checks, so e.g. a typo in one key does not hide a pin used twice in the same table.
+    An EVSE is named by its id in problems (``evses[id=2].plug.pin``), by its position only when
+    its id cannot name it (``evses[1]``: missing, invalid or used twice).
+    ``access_token`` (already checked, e.g. ``run --api-token-file``) replaces ``api.access_token``.
     """
 
-    def __init__(self, source: str, base_dir: Path) -> None:
+    def __init__(self, source: str, base_dir: Path, access_token: str | None = None) -> None:
         self.source = source
         self.base_dir = base_dir
+        self.access_token = access_token
+        self.evse_labels: list[str] = []  # each EVSE's name in problems, by position
         self.problems: list[str] = []
         self.simulated = False
         self.bus_names: list[str] = []
@@ -125,6 +132,7 @@ class Builder:
         elif data["evses"] == []:
             self.problem("evses", "needs at least 1 entry")
         raw_evses = self.array(data.get("evses", []), "evses")
+        self.evse_labels = evse_labels(raw_evses)
         self.check_pins(raw_evses)
         evses = [self.evse(index, raw) for index, raw in enumerate(raw_evses)]
         self.check_evse_ids()
@@ -168,16 +176,14 @@ class Builder:
         except ValueError as exc:
             self.problem("api.bind", str(exc))
             return None
-        token = section.access_token
-        if not token and not is_loopback(host):
+        problem = access_token_problem(section.access_token) if section.access_token else None
+        token = self.access_token or section.access_token
+        if problem is not None:
+            self.problem("api.access_token", problem)
+        elif not token and not is_loopback(host):
             self.problem("api.access_token", f"required when api.bind is not a loopback address ({section.bind}); "
-                         f"use at least {MIN_TOKEN_LENGTH} random characters")
-        elif token and len(token) < MIN_TOKEN_LENGTH:
-            self.problem("api.access_token", f"too short: {len(token)} characters, at least {MIN_TOKEN_LENGTH} needed")
-        elif len(token) > MAX_TOKEN_LENGTH:
-            self.problem("api.access_token", f"too long: {len(token)} characters, at most {MAX_TOKEN_LENGTH}")
-        elif not all(c.isascii() and c.isprintable() and c != " " for c in token):
-            self.problem("api.access_token", "only printable ASCII characters, no spaces")
+                         f"use at least {MIN_TOKEN_LENGTH} random characters (or a file of them given to "
+                         "run --api-token-file)")
         else:
             return ApiConfig(host, port, token or None) if ok else None
         return None
@@ -244,7 +250,7 @@ class Builder:
             seen.setdefault(key, index)
 
     def evse(self, index: int, raw: object) -> EvseConfig | None:
-        path = f"evses[{index}]"
+        path = self.evse_labels[index]
         problems_before = len(self.problems)
         head, ok = self.validate(EvseSection, raw, path)
         if not isinstance(raw, Mapping):
@@ -267,7 +273,7 @@ class Builder:
 
     def check_evse_head(self, index: int, raw: Mapping[str, Any]) -> None:
         """Cross-checks of an EVSE's own keys, on the raw values so a bad neighbour key hides none."""
-        path = f"evses[{index}]"
+        path = self.evse_labels[index]
         if _is_int(raw.get("id")):
             self.evse_ids.append((index, raw["id"]))
         if raw.get("lock_when_reserved") is True and "lock" not in raw:
@@ -305,7 +311,7 @@ class Builder:
         return RfidConfig(section.port, section.baudrate, section.repeat_suppress_s)
 
     def meter(self, evse_index: int, raw: object) -> MeterConfig | None:
-        path = f"evses[{evse_index}].meter"
+        path = f"{self.evse_labels[evse_index]}.meter"
         section, ok = self.validate(MeterSection, raw, path)
         if section is None:
             return None
@@ -358,7 +364,7 @@ class Builder:
                 section = raw.get(section_name)
                 if not isinstance(section, Mapping):
                     continue
-                section_path = f"evses[{index}].{section_name}"
+                section_path = f"{self.evse_labels[index]}.{section_name}"
                 for key, value in section.items():
                     if not isinstance(key, str) or not is_pin_field(key):
                         continue
@@ -378,7 +384,8 @@ class Builder:
         seen: dict[int, int] = {}
         for index, evse_id in self.evse_ids:
             if evse_id in seen:
-                self.problem(f"evses[{index}].id", f"EVSE id {evse_id} is already used by evses[{seen[evse_id]}]")
+                self.problem(f"{self.evse_labels[index]}.id",
+                             f"EVSE id {evse_id} is already used by {self.evse_labels[seen[evse_id]]}")
             seen.setdefault(evse_id, index)
 
     def check_meters(self) -> None:
@@ -387,14 +394,25 @@ class Builder:
         intervals: dict[str, tuple[float, int]] = {}
         for index, meter in self.meters:
             key = (meter.bus, meter.unit_id)
+            label = self.evse_labels[index]
             if key in units:
-                self.problem(f"evses[{index}].meter.unit_id", f"unit id {meter.unit_id} on bus {quoted(meter.bus)} "
-                             f"is already used by evses[{units[key]}].meter")
+                self.problem(f"{label}.meter.unit_id", f"unit id {meter.unit_id} on bus {quoted(meter.bus)} "
+                             f"is already used by {self.evse_labels[units[key]]}.meter")
             units.setdefault(key, index)
             interval, first = intervals.setdefault(meter.bus, (meter.poll_interval_s, index))
             if interval != meter.poll_interval_s:
-                self.problem(f"evses[{index}].meter.poll_interval_s", f"{meter.poll_interval_s} s differs from "
-                             f"evses[{first}].meter on the same bus ({interval} s): one poller reads a bus in turn")
+                self.problem(f"{label}.meter.poll_interval_s", f"{meter.poll_interval_s} s differs from "
+                             f"{self.evse_labels[first]}.meter on the same bus ({interval} s): one poller reads a bus "
+                             "in turn")
+
+
+def evse_labels(raw_evses: list[Any]) -> list[str]:
+    """Each EVSE's name in problems: ``evses[id=N]`` when its id is valid and its own, else ``evses[i]`` (0-based)."""
+    ids = [raw.get("id") if isinstance(raw, Mapping) else None for raw in raw_evses]
+    valid = [evse_id if _is_int(evse_id) and evse_id in EVSE_IDS else None for evse_id in ids]
+    uses = Counter(evse_id for evse_id in valid if evse_id is not None)
+    return [f"evses[id={evse_id}]" if evse_id is not None and uses[evse_id] == 1 else f"evses[{index}]"
+            for index, evse_id in enumerate(valid)]
 
 
 def _is_int(value: object) -> TypeGuard[int]:

@@ -27,6 +27,7 @@ from controller.config.model import (
     MeterConfig,
     PinFactory,
     RfidConfig,
+    access_token_problem,
     is_sim_meter_url,
     parse_bind,
 )
@@ -43,6 +44,7 @@ __all__ = [
     "MeterConfig",
     "PinFactory",
     "RfidConfig",
+    "access_token_problem",
     "check_config_main",
     "is_loopback",
     "is_sim_meter_url",
@@ -52,13 +54,19 @@ __all__ = [
     "parse_bind",
     "parse_config",
     "parse_config_data",
+    "read_token_file",
 ]
 
 SIM_DEFAULT_RESOURCE = "sim_default.toml"
 
 
-def parse_config(text: str, *, source: str, base_dir: str | Path | None = None) -> ChargerConfig:
-    """Parse and validate TOML text; ``source`` names it in messages, ``base_dir`` anchors map paths."""
+def parse_config(
+    text: str, *, source: str, base_dir: str | Path | None = None, access_token: str | None = None
+) -> ChargerConfig:
+    """Parse and validate TOML text; ``source`` names it in messages, ``base_dir`` anchors map paths.
+
+    ``access_token`` (checked already, see ``read_token_file``) replaces the file's ``api.access_token``.
+    """
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -67,16 +75,21 @@ def parse_config(text: str, *, source: str, base_dir: str | Path | None = None) 
         raise ConfigError([f"{source}: invalid TOML: nested too deeply"]) from None
     except ValueError as exc:  # e.g. an integer longer than Python converts
         raise ConfigError([f"{source}: invalid TOML: {one_line(str(exc))}"]) from None
-    return parse_config_data(data, source=source, base_dir=base_dir)
+    return parse_config_data(data, source=source, base_dir=base_dir, access_token=access_token)
 
 
-def parse_config_data(data: object, *, source: str, base_dir: str | Path | None = None) -> ChargerConfig:
+def parse_config_data(
+    data: object, *, source: str, base_dir: str | Path | None = None, access_token: str | None = None
+) -> ChargerConfig:
     """Validate already-parsed data shaped like the TOML file (tests, other front ends)."""
-    return Builder(source, Path(base_dir) if base_dir is not None else Path.cwd()).build(data)
+    return Builder(source, Path(base_dir) if base_dir is not None else Path.cwd(), access_token).build(data)
 
 
-def load_config(path: str | Path) -> ChargerConfig:
-    """Read and validate a config file; map paths in it are relative to its folder."""
+def load_config(path: str | Path, *, access_token: str | None = None) -> ChargerConfig:
+    """Read and validate a config file; map paths in it are relative to its folder.
+
+    ``access_token`` (checked already, see ``read_token_file``) replaces the file's ``api.access_token``.
+    """
     source = str(path)
     try:
         text = Path(path).read_bytes().decode("utf-8")
@@ -88,13 +101,42 @@ def load_config(path: str | Path) -> ChargerConfig:
         raise ConfigError([f"{source}: cannot read config file: not UTF-8 text (byte {exc.start})"]) from None
     except (OSError, ValueError) as exc:
         raise ConfigError([f"{source}: cannot read config file: {one_line(str(exc))}"]) from None
-    return parse_config(text, source=source, base_dir=Path(path).parent)
+    return parse_config(text, source=source, base_dir=Path(path).parent, access_token=access_token)
 
 
-def load_sim_default() -> ChargerConfig:
-    """The embedded simulated charger of ``run --sim`` (``controller/config/sim_default.toml``)."""
+def load_sim_default(*, access_token: str | None = None) -> ChargerConfig:
+    """The embedded simulated charger of ``run --sim`` (``controller/config/sim_default.toml``), with ``access_token``
+    (``run --sim --api-token-file``) as its API token when given."""
     text = resources.files("controller.config").joinpath(SIM_DEFAULT_RESOURCE).read_text(encoding="utf-8")
-    return parse_config(text, source=f"controller/config/{SIM_DEFAULT_RESOURCE}")
+    return parse_config(text, source=f"controller/config/{SIM_DEFAULT_RESOURCE}", access_token=access_token)
+
+
+def read_token_file(path: str | Path) -> str:
+    """The API access token in a file (``run --api-token-file``), surrounding whitespace stripped.
+
+    Raises ConfigError with one line naming the file and what is wrong, never quoting its content,
+    so a wrong file does not put a secret into a terminal or a journal.
+    """
+    source = str(path)
+    try:
+        text = Path(path).read_bytes().decode("utf-8")
+    except FileNotFoundError:
+        raise ConfigError([f"{source}: cannot read the API token file: no such file"]) from None
+    except IsADirectoryError:
+        raise ConfigError([f"{source}: cannot read the API token file: it is a directory"]) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError([f"{source}: cannot read the API token file: not UTF-8 text (byte {exc.start})"]) from None
+    except OSError as exc:
+        raise ConfigError([f"{source}: cannot read the API token file: {one_line(exc.strerror or str(exc))}"]) \
+            from None
+    token = text.strip()
+    if not token:
+        raise ConfigError([f"{source}: the API token file is empty; write a token of at least {MIN_TOKEN_LENGTH} "
+                           "random characters into it"])
+    problem = access_token_problem(token)
+    if problem is not None:
+        raise ConfigError([f"{source}: API access token: {problem}"])
+    return token
 
 
 def check_config_main(path: str) -> int:

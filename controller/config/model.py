@@ -147,6 +147,17 @@ class ChargerConfig:
         return f"{', '.join(counts)}, pins via {self.controller.pin_factory}{mode}, API on {self.api.bind}"
 
 
+def access_token_problem(token: str) -> str | None:
+    """What is wrong with an API access token (never quoting it), or None: 16..512 printable ASCII, no spaces."""
+    if len(token) < MIN_TOKEN_LENGTH:
+        return f"too short: {len(token)} characters, at least {MIN_TOKEN_LENGTH} needed"
+    if len(token) > MAX_TOKEN_LENGTH:
+        return f"too long: {len(token)} characters, at most {MAX_TOKEN_LENGTH}"
+    if not all(c.isascii() and c.isprintable() and c != " " for c in token):
+        return "only printable ASCII characters, no spaces"
+    return None
+
+
 def _plural(count: int, one: str, many: str | None = None) -> str:
     return f"{count} {one if count == 1 else many or one + 's'}"
 

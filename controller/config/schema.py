@@ -23,6 +23,7 @@ from controller.core.types import ConnectorType
 from drivers.gpio.config import DEFAULT_STATUS_COLORS, RGB, ContactorConfig, IndicatorConfig, LockConfig, PlugConfig
 from drivers.interfaces import StatusColor
 
+EVSE_IDS = range(1, 10_001)  # valid EVSE ids (OCPP: from 1)
 STRICT = ConfigDict(strict=True, extra="forbid", allow_inf_nan=False, frozen=True)
 DRIVER_SECTIONS: Mapping[str, type[Any]] = {
     "contactor": ContactorConfig,
@@ -218,7 +219,7 @@ class EvseSection(BaseModel):
     """One ``[[evses]]`` entry; sub-tables are checked one by one so each reports its own problems."""
 
     model_config = STRICT
-    id: int = Field(ge=1, le=10_000)
+    id: int = Field(ge=EVSE_IDS.start, le=EVSE_IDS.stop - 1)
     connectors: list[ConnectorSection] = Field(min_length=1)
     lock_when_reserved: bool | None = None  # None: lock when a lock is fitted
     contactor: Any

@@ -61,6 +61,11 @@ def put(data: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
     return data
 
 
+def named(path: str) -> str:
+    """A data path of ``base()`` as problems name it: an EVSE by its id (``evses[1].plug`` -> ``evses[id=2].plug``)."""
+    return re.sub(r"^evses\[(\d+)\]", lambda m: f"evses[id={_BASE['evses'][int(m.group(1))]['id']}]", path)
+
+
 def drop(data: dict[str, Any], path: str) -> dict[str, Any]:
     """Remove the key at ``path``; returns data."""
     steps: list[str | int] = [name if name else int(index) for name, index in _STEP.findall(path)]

@@ -115,10 +115,10 @@ def test_a_broken_map_file_is_one_problem(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as caught:
         load_config(tmp_path / "pi.toml")
     (line,) = caught.value.problems
-    assert line.startswith(f"{tmp_path / 'pi.toml'}: evses[0].meter.map: cannot load map: ")
+    assert line.startswith(f"{tmp_path / 'pi.toml'}: evses[id=1].meter.map: cannot load map: ")
     missing = put(base(), "evses[0].meter", {"bus": "bus0", "map": "nope.toml", "unit_id": 1})
     (tmp_path / "pi.toml").write_text(to_toml(missing), encoding="utf-8")
-    with pytest.raises(ConfigError, match=r"evses\[0\]\.meter\.map: no map file at .*nope\.toml$"):
+    with pytest.raises(ConfigError, match=r"evses\[id=1\]\.meter\.map: no map file at .*nope\.toml$"):
         load_config(tmp_path / "pi.toml")
 
 
@@ -152,8 +152,8 @@ def test_check_config_lists_every_problem(tmp_path: Path, capsys: pytest.Capture
     assert out == ""
     assert err.splitlines() == [
         f"{path}: api.access_token: required when api.bind is not a loopback address (0.0.0.0:8080); "
-        "use at least 16 random characters",
-        f"{path}: evses[1].contactor.coil_pin: pin GPIO17 is already used by evses[0].contactor.coil_pin",
+        "use at least 16 random characters (or a file of them given to run --api-token-file)",
+        f"{path}: evses[id=2].contactor.coil_pin: pin GPIO17 is already used by evses[id=1].contactor.coil_pin",
     ]
     assert check_config_main(str(tmp_path / "none.toml")) == 1
     assert capsys.readouterr().err == f"{tmp_path / 'none.toml'}: cannot read config file: no such file\n"

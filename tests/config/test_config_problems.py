@@ -9,7 +9,7 @@ import pytest
 from controller.config.loader import ConfigError, parse_config
 from drivers.meter_map import builtin_models
 
-from .config_helpers import base, drop, load, only_problem, problems, put
+from .config_helpers import base, drop, load, named, only_problem, problems, put
 
 CONNECTOR_TYPES = (
     "cCCS1, cCCS2, cG105, cMCS, cTesla, cType1, cType2, s309_1P_16A, s309_1P_32A, s309_3P_16A, s309_3P_32A, "
@@ -34,28 +34,51 @@ def test_evse_ids_are_positive_integers(value: Any, wording: str) -> None:
     assert only_problem(put(base(), "evses[0].id", value)) == f"pi.toml: evses[0].id: {wording}"
 
 
+def test_an_evse_is_named_by_its_id_not_its_position() -> None:
+    data = put(put(base(), "evses[0].id", 7), "evses[1].id", 3)
+    put(data, "evses[1].plug.pin", "GPIO17")
+    put(data, "evses[0].lock.pulse_s", 5)
+    assert sorted(problems(data)) == [
+        "pi.toml: evses[id=3].plug.pin: pin GPIO17 is already used by evses[id=7].contactor.coil_pin",
+        "pi.toml: evses[id=7].lock.pulse_s: 5.0 is outside [0.1, 4.0]",
+    ]
+
+
+@pytest.mark.parametrize(("evse_id", "why"), [(None, "missing"), (0, "out of range"), ("1", "a string"),
+                                              (True, "a boolean"), (2, "used by the other EVSE too")])
+def test_an_evse_without_an_id_of_its_own_is_named_by_its_position(evse_id: Any, why: str) -> None:
+    data = drop(base(), "evses[0].id") if evse_id is None else put(base(), "evses[0].id", evse_id)
+    put(data, "evses[0].lock.pulse_s", 5)
+    put(data, "evses[1].meter.unit_id", 1)
+    found = problems(data)
+    assert "pi.toml: evses[0].lock.pulse_s: 5.0 is outside [0.1, 4.0]" in found, why
+    second = "evses[1]" if evse_id == 2 else "evses[id=2]"  # a shared id names neither EVSE
+    assert f'pi.toml: {second}.meter.unit_id: unit id 1 on bus "bus0" is already used by evses[0].meter' in found, why
+    assert not any("evses[id=1]" in line for line in found), found
+
+
 def test_connector_ids_are_unique_per_evse_but_not_across_evses() -> None:
     data = put(base(), "evses[0].connectors", [{"id": 1, "type": "sType2"}, {"id": 1, "type": "cType2"}])
     assert only_problem(data) == \
-        "pi.toml: evses[0].connectors[1].id: connector id 1 is already used by evses[0].connectors[0]"
+        "pi.toml: evses[id=1].connectors[1].id: connector id 1 is already used by evses[id=1].connectors[0]"
     assert [e.connectors[0].id for e in load(base()).evses] == [1, 1]
 
 
 def test_an_evse_needs_a_connector() -> None:
     assert only_problem(put(base(), "evses[0].connectors", [])) == \
-        "pi.toml: evses[0].connectors: needs at least 1 entry"
-    assert only_problem(drop(base(), "evses[0].connectors")) == "pi.toml: evses[0].connectors: required, but missing"
+        "pi.toml: evses[id=1].connectors: needs at least 1 entry"
+    assert only_problem(drop(base(), "evses[0].connectors")) == "pi.toml: evses[id=1].connectors: required, but missing"
 
 
 def test_unknown_connector_type_lists_the_valid_ones() -> None:
     line = only_problem(put(base(), "evses[1].connectors[0].type", "Type2"))
-    assert line == (f'pi.toml: evses[1].connectors[0].type: unknown connector type string "Type2" '
+    assert line == (f'pi.toml: evses[id=2].connectors[0].type: unknown connector type string "Type2" '
                     f'(did you mean "cType2"?); valid: {CONNECTOR_TYPES}')
 
 
 def test_a_connector_type_must_be_given() -> None:
     assert only_problem(drop(base(), "evses[0].connectors[0].type")) == \
-        "pi.toml: evses[0].connectors[0].type: required, but missing"
+        "pi.toml: evses[id=1].connectors[0].type: required, but missing"
 
 
 def test_at_least_one_evse() -> None:
@@ -66,7 +89,7 @@ def test_at_least_one_evse() -> None:
 
 @pytest.mark.parametrize("section", ["contactor", "plug", "indicator"])
 def test_required_driver_sections(section: str) -> None:
-    assert only_problem(drop(base(), f"evses[0].{section}")) == f"pi.toml: evses[0].{section}: required, but missing"
+    assert only_problem(drop(base(), f"evses[0].{section}")) == f"pi.toml: evses[id=1].{section}: required, but missing"
 
 
 def test_a_lock_is_optional_and_lock_when_reserved_follows_it() -> None:
@@ -78,7 +101,7 @@ def test_a_lock_is_optional_and_lock_when_reserved_follows_it() -> None:
 
 def test_lock_when_reserved_needs_a_lock() -> None:
     data = put(drop(base(), "evses[0].lock"), "evses[0].lock_when_reserved", True)
-    assert only_problem(data) == ("pi.toml: evses[0].lock_when_reserved: true, but this EVSE has no [evses.lock] "
+    assert only_problem(data) == ("pi.toml: evses[id=1].lock_when_reserved: true, but this EVSE has no [evses.lock] "
                                   "(a tethered cable has none: set false or remove)")
 
 
@@ -88,7 +111,7 @@ def test_lock_when_reserved_needs_a_lock() -> None:
 def test_a_pin_is_used_once_in_the_whole_file() -> None:
     data = put(base(), "evses[1].contactor.coil_pin", "GPIO17")
     assert only_problem(data) == \
-        "pi.toml: evses[1].contactor.coil_pin: pin GPIO17 is already used by evses[0].contactor.coil_pin"
+        "pi.toml: evses[id=2].contactor.coil_pin: pin GPIO17 is already used by evses[id=1].contactor.coil_pin"
 
 
 @pytest.mark.parametrize(("written", "shown"), [(17, "integer 17"), ("17", 'string "17"'), ("BCM17", 'string "BCM17"'),
@@ -98,8 +121,8 @@ def test_every_name_of_a_pin_is_the_same_pin(written: Any, shown: str) -> None:
     data = put(base(), "evses[1].indicator.status_red_pin", written)
     put(data, "evses[1].indicator.status_green_pin", "GPIO2")
     put(data, "evses[1].indicator.status_blue_pin", "GPIO3")
-    assert only_problem(data) == (f"pi.toml: evses[1].indicator.status_red_pin: pin GPIO17 (written {shown}) "
-                                  "is already used by evses[0].contactor.coil_pin")
+    assert only_problem(data) == (f"pi.toml: evses[id=2].indicator.status_red_pin: pin GPIO17 (written {shown}) "
+                                  "is already used by evses[id=1].contactor.coil_pin")
 
 
 def test_pins_are_given_to_the_drivers_by_their_gpio_name() -> None:
@@ -114,7 +137,7 @@ def test_pins_are_given_to_the_drivers_by_their_gpio_name() -> None:
 def test_a_pin_used_twice_in_one_section_is_reported_once() -> None:
     data = put(base(), "evses[0].lock.unlock_pin", "GPIO5")
     assert only_problem(data) == \
-        "pi.toml: evses[0].lock.unlock_pin: pin GPIO5 is already used by evses[0].lock.lock_pin"
+        "pi.toml: evses[id=1].lock.unlock_pin: pin GPIO5 is already used by evses[id=1].lock.lock_pin"
 
 
 @pytest.mark.parametrize(("written", "wording"), [
@@ -129,7 +152,7 @@ def test_a_pin_used_twice_in_one_section_is_reported_once() -> None:
     (17.0, 'expected a GPIO pin ("GPIO17" or 17), got float 17.0'),
 ])
 def test_bad_pin_names_say_what_to_write(written: Any, wording: str) -> None:
-    assert only_problem(put(base(), "evses[0].plug.pin", written)) == f"pi.toml: evses[0].plug.pin: {wording}"
+    assert only_problem(put(base(), "evses[0].plug.pin", written)) == f"pi.toml: evses[id=1].plug.pin: {wording}"
 
 
 # ---------------------------------------------------------------- driver options (the drivers' own checks too)
@@ -137,19 +160,20 @@ def test_bad_pin_names_say_what_to_write(written: Any, wording: str) -> None:
 
 def test_driver_dataclass_checks_name_the_key() -> None:
     data = put(base(), "evses[0].contactor.feedback_debounce_s", 0.3)
-    assert only_problem(data) == ("pi.toml: evses[0].contactor.feedback_debounce_s: 0.3 must be shorter than "
+    assert only_problem(data) == ("pi.toml: evses[id=1].contactor.feedback_debounce_s: 0.3 must be shorter than "
                                   "supervision_timeout_s (0.2)")
     data = put(base(), "evses[1].indicator.status_red_pin", "GPIO9")
-    assert only_problem(data) == "pi.toml: evses[1].indicator.status_green_pin: give all three status LED pins or none"
+    assert only_problem(data) == \
+        "pi.toml: evses[id=2].indicator.status_green_pin: give all three status LED pins or none"
     data = put(base(), "evses[0].lock.pulse_s", 5)
-    assert only_problem(data) == "pi.toml: evses[0].lock.pulse_s: 5.0 is outside [0.1, 4.0]"
+    assert only_problem(data) == "pi.toml: evses[id=1].lock.pulse_s: 5.0 is outside [0.1, 4.0]"
 
 
 def test_pull_up_takes_true_false_or_external() -> None:
     config = load(put(base(), "evses[0].plug.pull_up", "external"))
     assert config.evses[0].plug.pull_up is None
     assert only_problem(put(base(), "evses[0].plug.pull_up", "none")) == (
-        'pi.toml: evses[0].plug.pull_up: expected true (internal pull-up), false (internal pull-down) or "external" '
+        'pi.toml: evses[id=1].plug.pull_up: expected true (internal pull-up), false (internal pull-down) or "external" '
         '(an external resistor), got string "none"')
 
 
@@ -160,10 +184,11 @@ def test_status_colours_override_the_defaults() -> None:
     assert len(colors) == 5
     bad = put(base(), "evses[0].indicator.status_colors", {"purple": [1, 0, 0]})
     assert only_problem(bad) == \
-        "pi.toml: evses[0].indicator.status_colors: unknown colour purple; colours: off, green, amber, blue, red"
+        "pi.toml: evses[id=1].indicator.status_colors: unknown colour purple; colours: off, green, amber, blue, red"
     bad = put(base(), "evses[0].indicator.status_colors", {"red": [2, 0, 0]})
     assert only_problem(bad) == \
-        "pi.toml: evses[0].indicator.status_colors: red: expected [r, g, b] with each in [0, 1], got array of 3 items"
+        "pi.toml: evses[id=1].indicator.status_colors: red: expected [r, g, b] with each in [0, 1], " \
+        "got array of 3 items"
 
 
 # ---------------------------------------------------------------- meters and buses
@@ -171,28 +196,29 @@ def test_status_colours_override_the_defaults() -> None:
 
 def test_meter_bus_must_exist() -> None:
     assert only_problem(put(base(), "evses[0].meter.bus", "bus1")) == \
-        'pi.toml: evses[0].meter.bus: no meter bus named "bus1"; defined: bus0'
+        'pi.toml: evses[id=1].meter.bus: no meter bus named "bus1"; defined: bus0'
     assert problems(drop(base(), "meter_buses"))[0] == \
-        'pi.toml: evses[0].meter.bus: no meter bus named "bus0"; defined: none (add a [[meter_buses]] table)'
+        'pi.toml: evses[id=1].meter.bus: no meter bus named "bus0"; defined: none (add a [[meter_buses]] table)'
 
 
 def test_meter_model_must_be_built_in() -> None:
     assert only_problem(put(base(), "evses[0].meter.model", "sdm999")) == \
-        f'pi.toml: evses[0].meter.model: unknown meter model "sdm999"; built-in models: {", ".join(builtin_models())}'
+        f'pi.toml: evses[id=1].meter.model: unknown meter model "sdm999"; ' \
+        f'built-in models: {", ".join(builtin_models())}'
 
 
 def test_meter_needs_exactly_one_of_model_and_map() -> None:
     models = ", ".join(builtin_models())
     assert only_problem(put(base(), "evses[0].meter.map", "x.toml")) == \
-        f"pi.toml: evses[0].meter: give either model (a built-in: {models}) or map (a map file), not both"
+        f"pi.toml: evses[id=1].meter: give either model (a built-in: {models}) or map (a map file), not both"
     assert only_problem(drop(base(), "evses[0].meter.model")) == \
-        f"pi.toml: evses[0].meter: give either model (a built-in: {models}) or map (a map file), neither is set"
+        f"pi.toml: evses[id=1].meter: give either model (a built-in: {models}) or map (a map file), neither is set"
 
 
 def test_unit_ids_are_unique_per_bus() -> None:
     data = put(base(), "evses[1].meter.unit_id", 1)
     assert only_problem(data) == \
-        'pi.toml: evses[1].meter.unit_id: unit id 1 on bus "bus0" is already used by evses[0].meter'
+        'pi.toml: evses[id=2].meter.unit_id: unit id 1 on bus "bus0" is already used by evses[id=1].meter'
     data["meter_buses"].append({"name": "bus1", "url": "/dev/charger-meter-bus1"})
     put(data, "evses[1].meter.bus", "bus1")
     assert [e.meter.unit_id for e in load(data).evses if e.meter] == [1, 1]
@@ -200,16 +226,16 @@ def test_unit_ids_are_unique_per_bus() -> None:
 
 def test_unit_id_range() -> None:
     assert only_problem(put(base(), "evses[0].meter.unit_id", 248)) == \
-        "pi.toml: evses[0].meter.unit_id: must be <= 247, got integer 248"
+        "pi.toml: evses[id=1].meter.unit_id: must be <= 247, got integer 248"
 
 
 def test_meter_timing_fits_the_poller() -> None:
     data = put(base(), "evses[0].meter.stale_after_s", 1.0)
-    assert only_problem(data) == ("pi.toml: evses[0].meter.stale_after_s: 1.0 s must be longer than poll_interval_s "
+    assert only_problem(data) == ("pi.toml: evses[id=1].meter.stale_after_s: 1.0 s must be longer than poll_interval_s "
                                   "(1.0 s), or every reading would go stale")
     data = put(base(), "evses[1].meter.poll_interval_s", 2.0)
-    assert only_problem(data) == ("pi.toml: evses[1].meter.poll_interval_s: 2.0 s differs from evses[0].meter on the "
-                                  "same bus (1.0 s): one poller reads a bus in turn")
+    assert only_problem(data) == ("pi.toml: evses[id=2].meter.poll_interval_s: 2.0 s differs from evses[id=1].meter "
+                                  "on the same bus (1.0 s): one poller reads a bus in turn")
 
 
 def test_bus_names_and_devices_are_unique() -> None:
@@ -289,7 +315,7 @@ def test_bind_forms() -> None:
 def test_access_token_required_off_loopback() -> None:
     assert only_problem(put(base(), "api.bind", "0.0.0.0:8080")) == (
         "pi.toml: api.access_token: required when api.bind is not a loopback address (0.0.0.0:8080); "
-        "use at least 16 random characters")
+        "use at least 16 random characters (or a file of them given to run --api-token-file)")
     data = put(put(base(), "api.bind", "0.0.0.0:8080"), "api.access_token", "k3x9-Qp7v-2mWz-8rTa")
     assert load(data).api.access_token == "k3x9-Qp7v-2mWz-8rTa"
 
@@ -333,7 +359,7 @@ def test_state_dir_is_made_absolute_against_the_current_directory(tmp_path: Any,
                              "stopbits, timeout_s, url"),
 ])
 def test_unknown_keys_say_which_are_allowed(path: str, allowed: str) -> None:
-    assert only_problem(put(base(), path, 1)) == f"pi.toml: {path}: unknown key; allowed keys: {allowed}"
+    assert only_problem(put(base(), path, 1)) == f"pi.toml: {named(path)}: unknown key; allowed keys: {allowed}"
 
 
 @pytest.mark.parametrize(("path", "value", "wording"), [
@@ -350,7 +376,7 @@ def test_unknown_keys_say_which_are_allowed(path: str, allowed: str) -> None:
 ])
 def test_wrong_types_say_expected_and_got(path: str, value: Any, wording: str) -> None:
     found = problems(put(base(), path, value))
-    assert f"pi.toml: {path}: {wording}" in found
+    assert f"pi.toml: {named(path)}: {wording}" in found
 
 
 # ---------------------------------------------------------------- TOML text, and all problems at once

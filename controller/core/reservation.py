@@ -45,6 +45,7 @@ log = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
 Listener = Callable[[CoreEvent], None]
 
+
 def utc_now() -> datetime:
     """The default clock: aware UTC now."""
     return datetime.now(UTC)
@@ -240,7 +241,7 @@ class ReservationCore:
                     self._write(deletes=[rid])
             except StoreError:
                 if old is not None:
-                    self._site.attach(old, old_seq)
+                    self._site.insert(old, old_seq)
                 log.warning("reserve_now %d not stored: the store cannot write; nothing changed", rid)
                 raise
             if old is not None:

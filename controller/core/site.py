@@ -92,7 +92,10 @@ class Site:
         return None
 
     def insert(self, r: Reservation, seq: int | None = None) -> None:
-        """Make ``r`` live with its arrival sequence (the next one when not given)."""
+        """Make ``r`` live with its arrival sequence (the next one when not given); globals stay in arrival order.
+
+        Also puts back a detached reservation where it was, given its old sequence.
+        """
         if seq is None:
             seq = self.next_seq
         self.next_seq = max(self.next_seq, seq + 1)
@@ -100,12 +103,15 @@ class Site:
         if r.evse_id is not None:
             self.specific[r.evse_id] = r
             self.changed()
-        else:
-            self.globals.append(r)
-            self.dirty = True
+            return
+        at = len(self.globals)
+        while at and self.seq[self.globals[at - 1].reservation_id] > seq:  # a newcomer is last: no step
+            at -= 1
+        self.globals.insert(at, r)
+        self.dirty = True
 
     def detach(self, reservation: Reservation) -> None:
-        """Take a live reservation out (it keeps nothing of its place but what ``attach`` is told)."""
+        """Take a live reservation out; ``insert`` with its old sequence puts it back where it was."""
         if reservation.evse_id is not None and self.specific.get(reservation.evse_id) is reservation:
             del self.specific[reservation.evse_id]
             self.changed()
@@ -113,17 +119,6 @@ class Site:
             self.globals.remove(reservation)
             self.dirty = True
         self.seq.pop(reservation.reservation_id, None)
-
-    def attach(self, reservation: Reservation, seq: int) -> None:
-        """Put a detached reservation back where it was (global ones in arrival order)."""
-        self.seq[reservation.reservation_id] = seq
-        if reservation.evse_id is not None:
-            self.specific[reservation.evse_id] = reservation
-            self.changed()
-        else:
-            at = sum(1 for r in self.globals if self.seq[r.reservation_id] < seq)
-            self.globals.insert(at, reservation)
-            self.dirty = True
 
     # ------------------------------------------------------------ what is free
 

@@ -175,14 +175,6 @@ class ReservationStore:
         with self._transaction():
             self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
-    def put(self, seq: int, reservation: Reservation) -> None:
-        """Store (or replace) one reservation durably."""
-        self.write(puts=[(seq, reservation)])
-
-    def delete(self, reservation_id: int) -> None:
-        """Remove one reservation durably (no error if absent)."""
-        self.write(deletes=[reservation_id])
-
     def _transaction(self) -> _Transaction:
         return _Transaction(self)
 

@@ -221,8 +221,7 @@ class Runtime:
         """A core event: publish it, re-evaluate every EVSE (LEDs, locks) and re-arm the core's timers."""
         self._status.publish_core_event(event)
         if self._ctx.loop is not None:
-            for e in self._ctx.evses.values():
-                self._request(e)
+            self.request_evaluations()
             self._timers.arm_expiry()
             self._timers.arm_store_retry()
 

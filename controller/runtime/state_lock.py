@@ -57,11 +57,6 @@ class StateDirLock:
             os.ftruncate(fd, 0)
         os.close(fd)  # closing the descriptor releases the flock
 
-    @property
-    def held(self) -> bool:
-        """True while this object holds the lock."""
-        return self._fd is not None
-
 
 def _read_pid(fd: int) -> int | None:
     try:

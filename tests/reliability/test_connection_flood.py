@@ -25,10 +25,8 @@ import os
 import re
 import resource
 import selectors
-import signal
 import socket
 import statistics
-import subprocess
 import sys
 import threading
 import time
@@ -39,16 +37,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from security.daemon import Daemon, free_port
 
-REPO = Path(__file__).resolve().parents[2]
 HOST = "127.0.0.1"
 DAEMON_NOFILE = 1024  # the limit of the original fault (a common default soft limit)
 CONNECTIONS_PER_SCALE = 2000
 PLUG_ROUNDS_PER_SCALE = 4
 CONTACTOR_BOUND_S = 5.0  # functional bound: the fault made this 3 to > 10 s (or a timeout)
 REQUEST_TIMEOUT_S = 10.0  # a hang guard per request; a timeout counts as a failed request
-START_GUARD_S = 60.0
-EXIT_GUARD_S = 30.0
 STATUS_EVERY_S = 0.1
 ACCEPT_NOISE = re.compile(r"accept|out of system resource|Too many open files", re.IGNORECASE)
 PARTIAL_HEAD = b"GET /status HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Flood: "  # never finished
@@ -64,20 +60,6 @@ def _scale() -> int:
     return int(text)
 
 
-def _free_port() -> int:
-    """A loopback port that was free a moment ago."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind((HOST, 0))
-        return int(probe.getsockname()[1])
-
-
-def _command(port: int, state_dir: Path) -> list[str]:
-    """The installed console script next to this interpreter (the venv's), else the module."""
-    script = Path(sys.executable).parent / "charger-controller"
-    entry = [str(script)] if script.exists() else [sys.executable, "-m", "controller.cli"]
-    return [*entry, "run", "--sim", "--api", f"{HOST}:{port}", "--state-dir", str(state_dir)]
-
-
 def _limit_descriptors() -> None:
     """In the child before exec: the daemon gets soft = hard = DAEMON_NOFILE, so it cannot raise it."""
     resource.setrlimit(resource.RLIMIT_NOFILE, (DAEMON_NOFILE, DAEMON_NOFILE))
@@ -86,60 +68,6 @@ def _limit_descriptors() -> None:
 def _ms(seconds: float) -> float:
     """Seconds as milliseconds for the summary."""
     return round(seconds * 1000.0, 1)
-
-
-@dataclass
-class Daemon:
-    """``charger-controller run --sim`` under the open-file limit, its stderr in a file."""
-
-    state_dir: Path
-    log_dir: Path
-    port: int = 0
-    proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def stderr_path(self) -> Path:
-        """Where the daemon's log goes."""
-        return self.log_dir / "daemon.stderr"
-
-    def start(self) -> None:
-        """Spawn on a free port and wait (bounded) until GET /status answers."""
-        self.port = _free_port()
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH", "")) if p)
-        env["PYTHONUNBUFFERED"] = "1"
-        env.pop("CHARGER_API_TOKEN", None)
-        with (self.log_dir / "daemon.stdout").open("wb") as out, self.stderr_path.open("wb") as err:
-            self.proc = subprocess.Popen(_command(self.port, self.state_dir), cwd=self.log_dir, env=env, stdout=out,
-                                         stderr=err, stdin=subprocess.DEVNULL, preexec_fn=_limit_descriptors)
-        deadline = time.monotonic() + START_GUARD_S
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"the daemon exited with {self.proc.returncode}:\n{self.log()[-3000:]}")
-            with contextlib.suppress(OSError, http.client.HTTPException):
-                if request(self.port, "GET", "/status")[0] == 200:
-                    return
-            time.sleep(0.1)
-        raise RuntimeError(f"the daemon did not answer within {START_GUARD_S} s:\n{self.log()[-3000:]}")
-
-    def stop(self) -> int:
-        """SIGTERM (an orderly stop that flushes the log) and the exit status; SIGKILL if it hangs."""
-        proc = self.proc
-        if proc is None:
-            return 0
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                return proc.wait(timeout=EXIT_GUARD_S)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=EXIT_GUARD_S)
-                return -9
-        return proc.returncode
-
-    def log(self) -> str:
-        """Everything the daemon logged so far."""
-        return self.stderr_path.read_text(encoding="utf-8", errors="replace") if self.stderr_path.exists() else ""
 
 
 RESETS_RETRIED: list[str] = []  # requests whose fresh connection the server closed before reading them
@@ -375,7 +303,8 @@ def test_a_connection_flood_does_not_starve_the_api(tmp_path: Path) -> None:
         assert count >= DAEMON_NOFILE + 200, f"this machine's hard open-file limit ({allowed}) is too low to flood"
         log_dir = tmp_path / "logs"
         log_dir.mkdir()
-        daemon = Daemon(tmp_path / "state", log_dir)
+        args = ["run", "--sim", "--api", f"{HOST}:{free_port(HOST)}", "--state-dir", str(tmp_path / "state")]
+        daemon = Daemon(args, log_dir, preexec_fn=_limit_descriptors)
         flood = Flood(0, count)
         probe = StatusProbe(0)
         plug_latencies: list[float] = []
@@ -408,7 +337,7 @@ def test_a_connection_flood_does_not_starve_the_api(tmp_path: Path) -> None:
             code = daemon.stop()
         assert flood.error is None, repr(flood.error)
 
-    log = daemon.log()
+    log = daemon.logs()
     lines = log.splitlines()
     summary: dict[str, Any] = {
         "test": "connection_flood",

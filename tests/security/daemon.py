@@ -16,6 +16,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -93,8 +94,10 @@ def run_to_exit(args: list[str], log_dir: Path) -> tuple[int, str]:
 class Daemon:
     """One ``charger-controller run`` process; its logs stay in ``log_dir``."""
 
-    def __init__(self, args: list[str], log_dir: Path) -> None:
+    def __init__(self, args: list[str], log_dir: Path, *, preexec_fn: Callable[[], None] | None = None) -> None:
+        """``preexec_fn`` runs in the child before exec (e.g. to set its resource limits)."""
         self.args = args
+        self.preexec_fn = preexec_fn
         self.stdout_path = log_dir / "daemon.stdout"
         self.stderr_path = log_dir / "daemon.stderr"
         self.proc: subprocess.Popen[bytes] | None = None
@@ -105,7 +108,8 @@ class Daemon:
         with self.stdout_path.open("wb") as out, self.stderr_path.open("wb") as err:
             self.proc = subprocess.Popen([sys.executable, "-m", "controller.cli", *self.args],
                                          cwd=self.stdout_path.parent, env=_environment(),
-                                         stdout=out, stderr=err, stdin=subprocess.DEVNULL)
+                                         stdout=out, stderr=err, stdin=subprocess.DEVNULL,
+                                         preexec_fn=self.preexec_fn)
         deadline = time.monotonic() + START_GUARD_S
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

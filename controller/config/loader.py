@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import sys
 import tomllib
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 
@@ -91,17 +92,26 @@ def load_config(path: str | Path, *, access_token: str | None = None) -> Charger
     ``access_token`` (checked already, see ``read_token_file``) replaces the file's ``api.access_token``.
     """
     source = str(path)
-    try:
-        text = Path(path).read_bytes().decode("utf-8")
-    except FileNotFoundError:
-        raise ConfigError([f"{source}: cannot read config file: no such file"]) from None
-    except IsADirectoryError:
-        raise ConfigError([f"{source}: cannot read config file: it is a directory"]) from None
-    except UnicodeDecodeError as exc:
-        raise ConfigError([f"{source}: cannot read config file: not UTF-8 text (byte {exc.start})"]) from None
-    except (OSError, ValueError) as exc:
-        raise ConfigError([f"{source}: cannot read config file: {one_line(str(exc))}"]) from None
+    text = _read_utf8(path, "config file", str)
     return parse_config(text, source=source, base_dir=Path(path).parent, access_token=access_token)
+
+
+def _read_utf8(path: str | Path, what: str, why: Callable[[Exception], str]) -> str:
+    """A file's UTF-8 text, or ConfigError "<path>: cannot read <what>: <reason>" (``why`` words other errors).
+
+    The reason never quotes the file's content (a token file holds a secret).
+    """
+    source = str(path)
+    try:
+        return Path(path).read_bytes().decode("utf-8")
+    except FileNotFoundError:
+        raise ConfigError([f"{source}: cannot read {what}: no such file"]) from None
+    except IsADirectoryError:
+        raise ConfigError([f"{source}: cannot read {what}: it is a directory"]) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError([f"{source}: cannot read {what}: not UTF-8 text (byte {exc.start})"]) from None
+    except (OSError, ValueError) as exc:
+        raise ConfigError([f"{source}: cannot read {what}: {one_line(why(exc))}"]) from None
 
 
 def load_sim_default(*, access_token: str | None = None) -> ChargerConfig:
@@ -118,17 +128,7 @@ def read_token_file(path: str | Path) -> str:
     so a wrong file does not put a secret into a terminal or a journal.
     """
     source = str(path)
-    try:
-        text = Path(path).read_bytes().decode("utf-8")
-    except FileNotFoundError:
-        raise ConfigError([f"{source}: cannot read the API token file: no such file"]) from None
-    except IsADirectoryError:
-        raise ConfigError([f"{source}: cannot read the API token file: it is a directory"]) from None
-    except UnicodeDecodeError as exc:
-        raise ConfigError([f"{source}: cannot read the API token file: not UTF-8 text (byte {exc.start})"]) from None
-    except OSError as exc:
-        raise ConfigError([f"{source}: cannot read the API token file: {one_line(exc.strerror or str(exc))}"]) \
-            from None
+    text = _read_utf8(path, "the API token file", lambda exc: getattr(exc, "strerror", None) or str(exc))
     token = text.strip()
     if not token:
         raise ConfigError([f"{source}: the API token file is empty; write a token of at least {MIN_TOKEN_LENGTH} "

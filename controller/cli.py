@@ -64,6 +64,18 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--api-token-file", metavar="FILE",
                      help="file holding the API access token (16-512 printable ASCII characters; surrounding "
                           "whitespace is ignored); overrides api.access_token, and allows --api off loopback")
+    run.add_argument("--mqtt-url", metavar="URL",
+                     help="attach to this MQTT broker (mqtt://host[:1883] or mqtts://host[:8883]): Home Assistant "
+                          "discovery, state topics and commands; overrides [mqtt] url of the file, or adds an [mqtt] "
+                          "section with its defaults")
+    run.add_argument("--ocpp-url", metavar="URL",
+                     help="connect to this OCPP CSMS (ws://host[:port][/path] or wss://...; the station id is appended "
+                          "as the last path segment); overrides [ocpp] url of the file, or adds an [ocpp] section "
+                          "(then --ocpp-id is needed too)")
+    run.add_argument("--ocpp-id", metavar="ID", help="the station id the CSMS knows this charger by (overrides [ocpp] "
+                                                     "station_id)")
+    run.add_argument("--ocpp-version", choices=["2.0.1", "1.6"],
+                     help="OCPP version to speak (default 2.0.1; overrides [ocpp] version)")
     run.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
                      help="least severe log lines written to stderr (default INFO)")
     run.set_defaults(func=_run)
@@ -97,6 +109,14 @@ def _run(args: argparse.Namespace) -> int:
     try:
         token = read_token_file(args.api_token_file) if args.api_token_file is not None else None
         config = load_sim_default(access_token=token) if args.sim else load_config(args.config, access_token=token)
+        if args.mqtt_url is not None:
+            from controller.config.mqtt import with_mqtt_url
+
+            config = with_mqtt_url(config, args.mqtt_url)
+        if args.ocpp_url is not None or args.ocpp_id is not None or args.ocpp_version is not None:
+            from controller.config.ocpp import with_ocpp_flags
+
+            config = with_ocpp_flags(config, args.ocpp_url, args.ocpp_id, args.ocpp_version)
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 1
@@ -105,7 +125,7 @@ def _run(args: argparse.Namespace) -> int:
         print(f"charger-controller ready: API on {url} ({len(config.evses)} EVSEs)", flush=True)
 
     try:
-        asyncio.run(
+        restart = asyncio.run(
             run_daemon(
                 config,
                 api=args.api,
@@ -117,8 +137,17 @@ def _run(args: argparse.Namespace) -> int:
         print(f"charger-controller: cannot run: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        pass
+        return 0
+    if restart:
+        _restart()
     return 0
+
+
+def _restart() -> None:
+    """Start this command again in this process (an OCPP Reset): same interpreter, same arguments."""
+    print("charger-controller: restarting (reset ordered by the CSMS)", file=sys.stderr, flush=True)
+    sys.stdout.flush()
+    os.execv(sys.executable, [sys.executable, "-m", "controller.cli", *sys.argv[1:]])
 
 
 def _check_config(args: argparse.Namespace) -> int:

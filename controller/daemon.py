@@ -1,9 +1,10 @@
 """``charger-controller run``: the controller and its HTTP API in one asyncio loop until a signal.
 
 Under systemd (``Type=notify``, controller.sd_notify) the daemon says ``READY=1`` only once the drivers,
-the store and the API are up; sends ``WATCHDOG=1`` only while the loop-health probe passes
-(controller.runtime.health: the loop turns and every EVSE's interlock evaluation runs); keeps ``STATUS=``
-to a one-line summary; and says ``STOPPING=1`` when the orderly shutdown begins.
+the store and the API are up (and, with ``[mqtt]``, the bridge's first connection attempt has finished);
+sends ``WATCHDOG=1`` only while the loop-health probe passes (controller.runtime.health: the loop turns and
+every EVSE's interlock evaluation runs); keeps ``STATUS=`` to a one-line summary; and says ``STOPPING=1``
+when the orderly shutdown begins.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import signal
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from controller.api.app import create_app
 from controller.api.auth import require_token_for_bind
@@ -26,6 +27,10 @@ from controller.runtime.build import build
 from controller.runtime.health import LoopHealth, summary_line
 from controller.runtime.runtime import Runtime
 from controller.sd_notify import Notifier, watchdog_timeout_s
+
+if TYPE_CHECKING:
+    from controller.mqtt.bridge import MqttBridge  # imported at run time only with [mqtt]: aiomqtt and paho
+    from controller.ocpp.front import OcppFront  # imported at run time only with [ocpp]: ocpp and websockets
 
 log = logging.getLogger(__name__)
 
@@ -44,8 +49,10 @@ async def run_daemon(
     state_dir: Path | None = None,
     stop: asyncio.Event | None = None,
     on_ready: Callable[[str], None] | None = None,
-) -> None:
+) -> bool:
     """Build and start everything, serve the API, and shut down safely when ``stop`` is set or on SIGTERM/SIGINT.
+
+    Returns True when the shutdown was a reset ordered by the CSMS (OCPP Reset): the caller starts again.
 
     ``api`` (HOST:PORT) and ``state_dir`` override the configuration file. Raises ValueError for a
     non-loopback bind without an access token, OSError when the API address cannot be bound.
@@ -62,6 +69,17 @@ async def run_daemon(
     notifier = Notifier.from_environment()
     built = await build(config, state_dir=state_dir)
     supervision: list[asyncio.Task[None]] = []
+    mqtt: MqttBridge | None = None
+    ocpp: OcppFront | None = None
+    restart = False
+    stopper = stop
+
+    def reset_ordered() -> None:
+        """A CSMS-ordered Reset is due: stop in order, then ``run_daemon`` returns True (the CLI restarts)."""
+        nonlocal restart
+        restart = True
+        stopper.set()
+
     try:
         await built.start()
         app = create_app(built.runtime, access_token=config.api.access_token, bind_host=host)
@@ -69,6 +87,11 @@ async def run_daemon(
         serving = await server.start(stop=stop)
         # Hook: every further front (OCPP, MQTT) starts here and is awaited until it is up, before READY=1 below;
         # one that cannot start raises, as the API does, and the start fails without READY.
+        # MQTT is "up" once its first connection attempt has finished, either way: a broker that is down never
+        # keeps the controller from running (the bridge retries in the background and never raises).
+        mqtt = await _start_mqtt(config, built.runtime)
+        # OCPP is "up" once started: it connects (and reconnects) to the CSMS in the background.
+        ocpp = await _start_ocpp(config, built.runtime, state_dir or config.controller.state_dir, reset_ordered)
         if on_ready is not None:
             on_ready(server.url)
         if notifier is not None:
@@ -82,10 +105,38 @@ async def run_daemon(
                 await task
         if notifier is not None:
             notifier.send("STOPPING=1", STOPPING_STATUS)
+        if ocpp is not None:
+            await ocpp.stop()
+        if mqtt is not None:
+            await mqtt.stop()  # "offline" on the availability topic, then DISCONNECT (no last will)
         log.info("shutting down: contactors open, then LEDs, then drivers")
         await built.stop()
         if notifier is not None:
             notifier.close()
+    return restart
+
+
+async def _start_ocpp(config: ChargerConfig, runtime: Runtime, state_dir: Path,
+                      on_reset: Callable[[], None]) -> OcppFront | None:
+    """The OCPP station started when ``[ocpp]`` (or ``run --ocpp-url``) asks for one; imported only then."""
+    if config.ocpp is None:
+        return None
+    from controller.ocpp.front import OcppFront
+
+    front = OcppFront(runtime, config.ocpp, state_dir, on_reset=on_reset)
+    await front.start()
+    return front
+
+
+async def _start_mqtt(config: ChargerConfig, runtime: Runtime) -> MqttBridge | None:
+    """The MQTT bridge started when ``[mqtt]`` (or ``run --mqtt-url``) asks for one; imported only then."""
+    if config.mqtt is None:
+        return None
+    from controller.mqtt.bridge import MqttBridge
+
+    bridge = MqttBridge(runtime, config.mqtt)
+    await bridge.start()
+    return bridge
 
 
 def _notify_ready(notifier: Notifier, runtime: Runtime) -> list[asyncio.Task[None]]:

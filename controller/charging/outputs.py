@@ -34,6 +34,8 @@ class OutputInputs:
     # current_a is from a reading completed after the contactor was last seen open again; only such a
     # reading may let the lock go (one from before says nothing about what flows now)
     reading_after_opening: bool = True
+    # charging paused (energy manager or a 0 A limit): the contactor stays open, the session and the lock stay
+    paused: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,6 +147,7 @@ def decide_outputs(inputs: OutputInputs) -> Outputs:
     color, pattern, lock = _status_and_lock(inputs)
     closed = (
         close_permitted(inputs.session, inputs.state, inputs.lock, lock_fitted=inputs.lock_fitted)
+        and not inputs.paused
         and inputs.contactor is not None
         and inputs.contactor.fault is None
         and (inputs.lock is None or inputs.lock.fault is None)

@@ -30,6 +30,8 @@ from controller.config.model import (
     is_sim_meter_url,
     parse_bind,
 )
+from controller.config.mqtt import build_mqtt
+from controller.config.ocpp import build_ocpp
 from controller.config.schema import (
     DRIVER_SECTIONS,
     EVSE_IDS,
@@ -137,10 +139,13 @@ class Builder:
         evses = [self.evse(index, raw) for index, raw in enumerate(raw_evses)]
         self.check_evse_ids()
         self.check_meters()
+        mqtt = build_mqtt(data["mqtt"], self.base_dir, self.problem, self.validate) if "mqtt" in data else None
+        ocpp = build_ocpp(data["ocpp"], self.base_dir, self.problem, self.validate) if "ocpp" in data else None
         if self.problems:
             raise ConfigError(self.problems)
         return ChargerConfig(self.source, _present(controller), _present(api),
-                             tuple(_present(bus) for bus in buses), tuple(_present(evse) for evse in evses))
+                             tuple(_present(bus) for bus in buses), tuple(_present(evse) for evse in evses), mqtt,
+                             ocpp)
 
     # ---------------------------------------------------------- sections
 

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
 from controller.addresses import is_loopback
+from controller.config.ocpp_model import OcppConfig
 from controller.config.schema import describe_value
 from controller.core.types import Connector, ConnectorState
 from drivers.gpio.config import ContactorConfig, IndicatorConfig, LockConfig, PlugConfig
@@ -111,6 +112,27 @@ class EvseConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class MqttConfig:
+    """The MQTT bridge (controller.mqtt): broker, credentials, topics and the measurement period (s).
+
+    ``password`` comes from ``password_file`` or ``$CHARGER_MQTT_PASSWORD``; it is left out of ``repr``, so
+    it never reaches a log line through a printed configuration.
+    """
+
+    url: str  # as written: mqtt://host[:port] or mqtts://host[:port]
+    host: str  # IPv6 without brackets
+    port: int
+    tls: bool
+    ca_file: Path | None  # mqtts: the CA that signed the broker's certificate; None: the system CAs
+    client_id: str
+    username: str | None
+    password: str | None = field(repr=False)
+    topic_prefix: str
+    discovery_prefix: str
+    publish_interval_s: float
+
+
+@dataclass(frozen=True, slots=True)
 class ChargerConfig:
     """The whole validated configuration, as the runtime consumes it."""
 
@@ -119,6 +141,8 @@ class ChargerConfig:
     api: ApiConfig
     meter_buses: tuple[BusConfig, ...]
     evses: tuple[EvseConfig, ...]
+    mqtt: MqttConfig | None = None  # None: no [mqtt] section, no bridge
+    ocpp: OcppConfig | None = None  # None: no [ocpp] section, no CSMS connection
 
     def evse(self, evse_id: int) -> EvseConfig:
         """The EVSE with this id (KeyError if none)."""
@@ -144,7 +168,8 @@ class ChargerConfig:
             _plural(sum(e.rfid is not None for e in self.evses), "RFID reader"),
         ]
         mode = ", simulated" if self.controller.simulated else ""
-        return f"{', '.join(counts)}, pins via {self.controller.pin_factory}{mode}, API on {self.api.bind}"
+        mqtt = f", MQTT to {self.mqtt.url}" if self.mqtt is not None else ""
+        return f"{', '.join(counts)}, pins via {self.controller.pin_factory}{mode}, API on {self.api.bind}{mqtt}"
 
 
 def access_token_problem(token: str) -> str | None:

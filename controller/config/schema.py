@@ -230,7 +230,7 @@ class EvseSection(BaseModel):
     rfid: Any = None
 
 
-ROOT_KEYS = ("controller", "api", "meter_buses", "evses")
+ROOT_KEYS = ("controller", "api", "meter_buses", "evses", "mqtt", "ocpp")  # [mqtt], [ocpp]: their own modules
 
 
 def _driver_field_type(name: str, hint: Any) -> Any:

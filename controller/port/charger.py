@@ -1,18 +1,22 @@
 """What the running controller offers to its fronts: one small contract, no transport.
 
-The runtime implements ``Charger``; the HTTP API and the CLI client (controller.api.app) speak only
-through it, so both can be tested against the real runtime on simulated hardware. Status and
-event documents are plain JSON-able dicts whose shapes are given here.
+The runtime implements ``Charger``; the HTTP API and the CLI client (controller.api.app) and the MQTT
+bridge (controller.mqtt) speak only through it, so each can be tested against the real runtime on simulated
+hardware. Status and event documents are plain JSON-able dicts whose shapes are given here.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Protocol
 
 from controller.core.types import Reservation, ReservationCheck, ReservationCheckStatus, ReservationResult
 from controller.port.events import EventHub
+
+MIN_CURRENT_LIMIT_A = 6.0  # IEC 61851-1: the least current a car may be offered
+MAX_CURRENT_LIMIT_A = 80.0  # no configured maximum yet: the most an AC charging point offers
 
 
 class TokenVerdict(StrEnum):
@@ -24,6 +28,7 @@ class TokenVerdict(StrEnum):
     REFUSED_GLOBAL_RESERVATIONS = "refused_global_reservations"  # charging here would strand a global reservation
     REFUSED_EVSE_NOT_READY = "refused_evse_not_ready"  # faulted, unavailable or already charging
     STOPPED = "stopped"  # the token of the running session was presented again: charging stops
+    REFUSED_NOT_AUTHORIZED = "refused_not_authorized"  # the token authority (a CSMS) did not accept the token
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +56,38 @@ class TokenOutcome:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class Authorization:
+    """What a token authority (a CSMS, through its front) says about a token presented at an EVSE.
+
+    ``group_id_token`` is the token's group (OCPP groupIdToken / 1.6 parentIdTag): a reservation made for
+    that group may be used by this token.
+    """
+
+    accepted: bool
+    group_id_token: str | None = None
+    reason: str = ""
+
+
+class TokenAuthority(Protocol):
+    """Decides whether a token presented at an EVSE may be used at all, before any reservation or charging.
+
+    Set by a front (OCPP) with ``Charger.set_token_authority``. ``authorize`` runs in the controller's loop and
+    must answer within its own timeout and offline rules (it never raises for a peer that is down; it answers
+    from its cache or local list, or refuses).
+    """
+
+    async def authorize(self, evse_id: int, id_token: str) -> Authorization: ...
+
+
+class UnlockOutcome(StrEnum):
+    """What an unlock request for a connector's lock led to (OCPP UnlockConnector)."""
+
+    UNLOCKED = "unlocked"  # the lock reports unlocked (or no lock is fitted: nothing holds the cable)
+    FAILED = "failed"  # the interlock forbids it now (contactor not confirmed open, current flows) or it jammed
+    SESSION_RUNNING = "session_running"  # a charging session holds the car: stop it first
+
+
 class SimFaultKind(StrEnum):
     """Faults the simulated plant can inject (``POST /sim/faults``)."""
 
@@ -68,6 +105,21 @@ class UnknownEvse(LookupError):
         self.evse_id = evse_id
 
 
+def check_current_limit(amps: float | None) -> float | None:
+    """A current limit as given, if valid: None, 0 (pause) or MIN_CURRENT_LIMIT_A..MAX_CURRENT_LIMIT_A amperes.
+
+    6 A is the least current IEC 61851 lets a car be offered; 80 A the most on an AC charging point.
+    """
+    if amps is None:
+        return None
+    if isinstance(amps, bool) or not isinstance(amps, int | float) or not math.isfinite(amps):
+        raise ValueError(f"current limit must be a number of amperes, got {amps!r}")
+    if amps != 0 and not MIN_CURRENT_LIMIT_A <= amps <= MAX_CURRENT_LIMIT_A:
+        raise ValueError(f"current limit must be 0 (pause) or {MIN_CURRENT_LIMIT_A:g} to {MAX_CURRENT_LIMIT_A:g} A, "
+                         f"got {amps:g}")
+    return float(amps)
+
+
 class SimPlantControls(Protocol):
     """Drives the simulated plant under ``run --sim`` only."""
 
@@ -83,15 +135,23 @@ class Charger(Protocol):
 
     ``status()`` returns::
 
-        {"evses": [{"id", "state", "plugged_in", "reserved", "reserved_led" (on|off|blink),
+        {"evses": [{"id", "state", "enabled" (bool), "plugged_in", "reserved", "reserved_led" (on|off|blink),
                     "status_led" ({"color", "pattern"} or null), "lock" (locked|unlocked|moving|fault),
-                    "contactor" (open|closed), "charging" (bool), "power_w" (float|null),
-                    "faults": [str], "connectors": [{"id", "type", "state"}]}],
+                    "contactor" (open|closed), "charging" (bool), "phase", "power_w" (float|null),
+                    "energy_kwh" (float|null), "current_a" ([L1, L2, L3] A, each float|null; null without
+                    a reading), "current_limit_a" (float|null: none), "charging_allowed" (bool: false = paused),
+                    "faults": [str],
+                    "connectors": [{"id", "type", "state"}]}],
          "reservations": [Reservation.to_dict()],
          "store": {"ok" (bool), "error" (str|null), "unsynced_ends" (int)}}
 
     ``reserve`` and ``cancel`` raise controller.core.store.StoreError when the reservation store cannot
     write; then nothing changed (the HTTP API answers 503). Everything else goes on without the disk.
+
+    With a token authority set (``set_token_authority``: the OCPP front), ``present_token`` asks it about
+    every token before the token may use a reservation or start charging (the token of the running session
+    stops it without asking); a refused token gets ``refused_not_authorized``, and the group token it
+    answers with may use a reservation made for that group.
 
     Event documents published on ``events`` have a ``type`` of ``reservation_update``
     (ReservationUpdateStatus fields), ``reservation_end`` (ReservationEnd fields),
@@ -114,8 +174,37 @@ class Charger(Protocol):
 
     async def present_token(self, evse_id: int, id_token: str) -> TokenOutcome: ...
 
+    def set_token_authority(self, authority: TokenAuthority | None) -> None: ...
+
+    async def unlock_connector(self, evse_id: int) -> UnlockOutcome:
+        """Release the EVSE's lock for a driver who cannot unplug, under the unlock interlock; never during a session.
+
+        UnknownEvse for an unknown id. The output policy may lock again later (e.g. a reservation that locks).
+        """
+        ...
+
+    async def stop_session(self, evse_id: int) -> bool:
+        """Stop the EVSE's session as its own token would (a remote stop): True if one was stopped.
+
+        The contactor opens and the lock releases under the interlocks; an authorized session without a plug
+        simply ends. UnknownEvse for an unknown id.
+        """
+        ...
+
     async def set_enabled(self, evse_id: int, enabled: bool) -> None: ...
 
     async def reset_faults(self, evse_id: int) -> list[str]: ...
+
+    async def set_current_limit(self, evse_id: int, amps: float | None) -> float | None:
+        """Set a current limit (A; None removes it): 0 pauses charging now; other values are recorded, and enforced
+        once a control pilot exists.
+
+        Raises ValueError outside 0 or MIN_CURRENT_LIMIT_A..MAX_CURRENT_LIMIT_A, UnknownEvse for an unknown id.
+        """
+        ...
+
+    async def set_charging_allowed(self, evse_id: int, allowed: bool) -> None:
+        """Pause (False) or resume charging within the session (an energy manager's enable); UnknownEvse."""
+        ...
 
     def status(self) -> dict[str, Any]: ...

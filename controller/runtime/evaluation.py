@@ -108,6 +108,7 @@ class Evaluator:
                 reading_after_opening=after_opening,
                 meter_fitted=hw.meter is not None,
                 current_threshold_a=threshold,
+                paused=not e.charging_allowed or e.current_limit_a == 0,
             )
         )
         e.outputs = outputs

@@ -55,6 +55,8 @@ class EvseRecord:
     model: EvseModel
     session: ChargingSession
     enabled: bool = True
+    current_limit_a: float | None = None  # operator/evcc limit (A); 0 pauses, other values wait for a control pilot
+    charging_allowed: bool = True  # False pauses charging (energy manager): contactor open, session and lock kept
     snapshot: MeterSnapshot | None = None
     state: EvseState | None = None
     outputs: Outputs | None = None

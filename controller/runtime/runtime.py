@@ -24,7 +24,7 @@ from datetime import datetime
 from typing import Any
 
 from controller.charging.evse import EvseModel
-from controller.charging.session import ChargingSession
+from controller.charging.session import RUNNING, ChargingSession
 from controller.core.reservation import ReservationCore
 from controller.core.types import (
     CoreEvent,
@@ -33,7 +33,7 @@ from controller.core.types import (
     ReservationCheckStatus,
     ReservationResult,
 )
-from controller.port.charger import SimPlantControls, TokenOutcome
+from controller.port.charger import SimPlantControls, TokenAuthority, TokenOutcome, UnlockOutcome, check_current_limit
 from controller.port.events import EventHub
 from controller.runtime.evaluation import Evaluator
 from controller.runtime.evse import EvseHardware, EvseRecord, RuntimeContext, RuntimeSettings
@@ -43,7 +43,7 @@ from controller.runtime.sim import SimControls
 from controller.runtime.status import StatusReporter
 from controller.runtime.timers import Timers
 from controller.runtime.tokens import TokenAuthorizer
-from drivers.interfaces import Fault, LedMode, MeterSnapshot
+from drivers.interfaces import Fault, LedMode, LockPosition, MeterSnapshot
 
 log = logging.getLogger("controller.runtime")  # one name for the whole runtime
 
@@ -263,6 +263,34 @@ class Runtime:
         e.enabled = enabled
         self._evaluator.evaluate(e)
 
+    async def set_current_limit(self, evse_id: int, amps: float | None) -> float | None:
+        """Operator/energy-manager current limit (A) per EVSE, kept in memory and shown in the status document.
+
+        0 pauses charging: the contactor opens (and stays open) while the session and the lock stay, as the
+        control pilot will do it too. Other values are recorded only: without a control pilot (issue #14)
+        nothing tells the car to draw less. 0 or 6..80 A (controller.port.charger.check_current_limit), None
+        removes it; ValueError otherwise.
+        """
+        e = self._ctx.evse(evse_id)
+        e.current_limit_a = check_current_limit(amps)
+        if e.current_limit_a == 0:
+            log.info("EVSE %d current limit 0 A: charging paused", evse_id)
+        else:
+            log.info("EVSE %d current limit %s (recorded, not enforced: no control pilot)", evse_id,
+                     "removed" if e.current_limit_a is None else f"{e.current_limit_a:g} A")
+        self._evaluator.evaluate(e)
+        return e.current_limit_a
+
+    async def set_charging_allowed(self, evse_id: int, allowed: bool) -> None:
+        """Pause (False) or resume (True) charging, as an energy manager does (evcc's enable): while paused the
+        contactor opens and stays open, but the session, its authorization and the lock are kept, so charging
+        resumes without a new token. Unlike ``set_enabled``, which makes the EVSE Unavailable and ends sessions."""
+        e = self._ctx.evse(evse_id)
+        if e.charging_allowed != allowed:
+            log.info("EVSE %d: charging %s", evse_id, "allowed" if allowed else "paused")
+        e.charging_allowed = allowed
+        self._evaluator.evaluate(e)
+
     async def reset_faults(self, evse_id: int) -> list[str]:
         """Operator reset after a repair: forget latched faults and re-evaluate.
 
@@ -281,6 +309,38 @@ class Runtime:
     async def present_token(self, evse_id: int, id_token: str) -> TokenOutcome:
         """A token at an EVSE: use its reservation, refuse, allow, or stop the running session."""
         return await self._tokens.present(evse_id, id_token)
+
+    async def unlock_connector(self, evse_id: int) -> UnlockOutcome:
+        """OCPP UnlockConnector: release the lock under the unlock interlock, never while a session holds the car."""
+        e = self._ctx.evse(evse_id)
+        lock = e.hw.lock
+        if lock is None:
+            return UnlockOutcome.UNLOCKED
+        if e.session.view.phase in RUNNING:
+            return UnlockOutcome.SESSION_RUNNING
+        if e.lock_task is not None and not e.lock_task.done():
+            with contextlib.suppress(Exception):
+                await asyncio.shield(e.lock_task)
+        report = lock.report()
+        if report.fault is None and report.position is LockPosition.UNLOCKED:
+            return UnlockOutcome.UNLOCKED
+        if not self._outputs.lock_move_permitted(e, LockPosition.UNLOCKED):
+            log.warning("EVSE %d: unlock refused by the interlock", evse_id)
+            return UnlockOutcome.FAILED
+        log.warning("EVSE %d: unlock requested remotely", evse_id)
+        e.lock_task = asyncio.ensure_future(self._outputs.move_lock(e, LockPosition.UNLOCKED))
+        await asyncio.shield(e.lock_task)
+        report = lock.report()
+        ok = report.fault is None and report.position is LockPosition.UNLOCKED
+        return UnlockOutcome.UNLOCKED if ok else UnlockOutcome.FAILED
+
+    async def stop_session(self, evse_id: int) -> bool:
+        """A remote stop (OCPP RequestStopTransaction): as if the session's token was presented again."""
+        return self._tokens.stop(evse_id)
+
+    def set_token_authority(self, authority: TokenAuthority | None) -> None:
+        """Ask ``authority`` (the OCPP front) about every presented token from now on; None: decide locally."""
+        self._tokens.authority = authority
 
     def evse_status(self, evse_id: int) -> dict[str, Any]:
         """One EVSE's entry of ``status()``."""

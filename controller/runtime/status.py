@@ -1,7 +1,7 @@
 """What the runtime tells the world: the status document (controller.port.charger.Charger.status) and its events.
 
-An ``evse_state`` event is published when an EVSE's status changes (the meter's power and energy alone do
-not count); the core's events are published as ``evse_reserved``, ``reservation_end`` or
+An ``evse_state`` event is published when an EVSE's status changes (the meter's power, energy and phase
+currents alone do not count); the core's events are published as ``evse_reserved``, ``reservation_end`` or
 ``reservation_update``.
 """
 
@@ -14,6 +14,8 @@ from controller.core.types import ConnectorState, CoreEvent, EvseReservedChanged
 from controller.runtime.evse import EvseRecord, RuntimeContext
 from controller.runtime.interlock import contactor_closed
 from drivers.interfaces import LockPosition
+
+MEASUREMENTS = ("power_w", "energy_kwh", "current_a")  # meter readings: a change alone publishes no evse_state
 
 
 class StatusReporter:
@@ -57,6 +59,9 @@ class StatusReporter:
             "phase": e.session.view.phase.value,
             "power_w": None if snapshot is None else snapshot.power_w,
             "energy_kwh": None if snapshot is None else snapshot.energy_import_kwh,
+            "current_a": None if snapshot is None else list(snapshot.current_a),
+            "current_limit_a": e.current_limit_a,
+            "charging_allowed": e.charging_allowed,
             "faults": [str(f) for f in faults],
             "connectors": [
                 {"id": c.id, "type": c.type.value, "state": core.connector_state(evse_id, c.id).value}
@@ -80,7 +85,7 @@ class StatusReporter:
     def publish_state(self, e: EvseRecord) -> None:
         """Publish an ``evse_state`` event if the EVSE's status changed beyond its power and energy."""
         doc = self.evse_status(e.evse_id)
-        key = {k: v for k, v in doc.items() if k not in ("power_w", "energy_kwh")}
+        key = {k: v for k, v in doc.items() if k not in MEASUREMENTS}
         if key != e.published:
             e.published = key
             self._ctx.events.publish({"type": "evse_state", **doc})

@@ -3,6 +3,10 @@
 Reserved for this token (or its parent): the reservation is used and the session authorized; reserved for
 another: refused, the reservation kept; not reserved: allowed only if ``is_charging_possible``; the token
 of the running session stops it. The EVSE is evaluated right after, so the outputs follow at once.
+
+With a token authority (the OCPP front's CSMS), every other token is first authorized there; the verdict is
+then decided again after the answer (the EVSE may have changed meanwhile), with the token's group token as a
+parent that may use a reservation made for the group.
 """
 
 from __future__ import annotations
@@ -12,11 +16,15 @@ from collections.abc import Callable
 
 from controller.charging.session import Phase
 from controller.core.tokens import same_token
-from controller.port.charger import TokenOutcome, TokenVerdict
+from controller.port.charger import Authorization, TokenAuthority, TokenOutcome, TokenVerdict
 from controller.runtime.evse import EvseRecord, RuntimeContext
 from drivers.redact import redact_token
 
 log = logging.getLogger("controller.runtime")  # one name for the whole runtime, as before the split
+
+
+_NO_AUTHORIZATION_NEEDED = frozenset({TokenVerdict.STOPPED, TokenVerdict.REFUSED_EVSE_NOT_READY})
+"""Verdicts decided without the authority: the running session's own token, an EVSE that cannot charge."""
 
 
 class TokenAuthorizer:
@@ -26,11 +34,20 @@ class TokenAuthorizer:
         """``evaluate`` reads, decides and acts for an EVSE now (after each token)."""
         self._ctx = ctx
         self._evaluate = evaluate
+        self.authority: TokenAuthority | None = None
 
     async def present(self, evse_id: int, id_token: str) -> TokenOutcome:
         """A token at an EVSE: use its reservation, refuse, allow, or stop the running session."""
         e = self._ctx.evse(evse_id)
         outcome = self.decide(e, id_token)
+        authority = self.authority
+        if authority is not None and outcome.verdict not in _NO_AUTHORIZATION_NEEDED:
+            answer = await self._authorize(authority, evse_id, id_token)
+            if answer.accepted:
+                outcome = self.decide(e, id_token, answer.group_id_token)
+            else:
+                outcome = TokenOutcome(evse_id, TokenVerdict.REFUSED_NOT_AUTHORIZED,
+                                       answer.reason or "not authorized")
         now = self._ctx.mono()
         if outcome.verdict is TokenVerdict.STOPPED:
             e.session.request_stop(now)
@@ -43,8 +60,28 @@ class TokenAuthorizer:
         self._evaluate(e)
         return outcome
 
-    def decide(self, e: EvseRecord, token: str) -> TokenOutcome:
-        """The verdict for ``token`` at ``e``, from its session, its state and the reservation core; no change."""
+    def stop(self, evse_id: int) -> bool:
+        """A remote stop: the session stops as if its token was presented again; False when none runs."""
+        e = self._ctx.evse(evse_id)
+        if e.session.view.phase not in (Phase.AUTHORIZED, Phase.LOCKING, Phase.CHARGING):
+            return False
+        e.session.request_stop(self._ctx.mono())
+        log.info("EVSE %d: session stopped remotely", evse_id)
+        self._evaluate(e)
+        return True
+
+    @staticmethod
+    async def _authorize(authority: TokenAuthority, evse_id: int, id_token: str) -> Authorization:
+        """The authority's answer; a failing authority refuses (logged), it never lets a token through."""
+        try:
+            return await authority.authorize(evse_id, id_token)
+        except Exception as exc:
+            log.exception("EVSE %d: token authority failed for %s", evse_id, redact_token(id_token))
+            return Authorization(False, reason=f"authorization failed: {type(exc).__name__}")
+
+    def decide(self, e: EvseRecord, token: str, group_id_token: str | None = None) -> TokenOutcome:
+        """The verdict for ``token`` (of group ``group_id_token``) at ``e``, from its session, its state and the
+        reservation core; no change."""
         core = self._ctx.core
         view = e.session.view
         evse_id = e.evse_id
@@ -57,7 +94,7 @@ class TokenAuthorizer:
         if state is not None and (state.faulted or state.unavailable):
             why = "faulted: " + ", ".join(state.faults) if state.faulted else "unavailable"
             return TokenOutcome(evse_id, TokenVerdict.REFUSED_EVSE_NOT_READY, f"EVSE is {why}")
-        rid = core.matches_reserved_identifier(token, evse_id)
+        rid = core.matches_reserved_identifier(token, evse_id, group_id_token)
         if core.is_evse_reserved(evse_id):
             if rid is None:
                 return TokenOutcome(

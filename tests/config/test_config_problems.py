@@ -344,7 +344,7 @@ def test_state_dir_is_made_absolute_against_the_current_directory(tmp_path: Any,
 
 
 @pytest.mark.parametrize(("path", "allowed"), [
-    ("colour", "api, controller, evses, meter_buses"),
+    ("colour", "api, controller, evses, meter_buses, mqtt, ocpp"),
     ("controller.pinfactory", "authorize_timeout_s, current_threshold_a, fault_hold_s, pin_factory, simulated, "
                               "state_dir"),
     ("api.token", "access_token, bind"),

@@ -1,0 +1,1 @@
+"""The version-neutral OCPP station core: connection, durable message queue, authorization, transactions."""

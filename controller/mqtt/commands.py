@@ -175,6 +175,12 @@ class Commands:
             log.info("MQTT EVSE %d %s", evse_id, "enabled" if enabled else "disabled")
             doc["enabled"] = enabled
             return
+        if command.command == EvseCommand.CHARGING_ALLOWED:
+            allowed = parse_flag(_text(payload))
+            await self._charger.set_charging_allowed(evse_id, allowed)
+            log.info("MQTT EVSE %d charging %s", evse_id, "allowed" if allowed else "paused")
+            doc["charging_allowed"] = allowed
+            return
         if command.command == EvseCommand.RESET:
             faults = await self._charger.reset_faults(evse_id)
             log.warning("MQTT EVSE %d fault reset; active now: %s", evse_id, ", ".join(faults) or "none")
@@ -182,7 +188,8 @@ class Commands:
             return
         if command.command == EvseCommand.CURRENT_LIMIT:
             limit = await self._charger.set_current_limit(evse_id, parse_amps(_text(payload)))
-            doc.update({"current_limit_a": limit, "enforced": False})  # no control pilot yet (issue #14)
+            # 0 pauses (enforced); other limits are recorded only until a control pilot exists (issue #14)
+            doc.update({"current_limit_a": limit, "enforced": limit == 0})
             return
         known = ", ".join(c.value for c in EvseCommand)
         raise CommandError(f"unknown command {_quote(command.command or '')}; commands: {known}", "command")

@@ -1,4 +1,4 @@
-"""Home Assistant MQTT discovery: one device per EVSE with its sensors, binary sensors, switch, button and number.
+"""Home Assistant MQTT discovery: one device per EVSE with its sensors, binary sensors, switches, button and number.
 
 Each config is published retained to ``<discovery_prefix>/<component>/<node_id>/<object_id>/config``; its
 ``unique_id`` is made of the node id (from topic_prefix) and the EVSE id only, so it is the same after a
@@ -69,13 +69,17 @@ ENTITIES: tuple[Entity, ...] = (
     Entity("binary_sensor", "faulted", "Fault", _flag(device_class="problem"), "faulted"),
     Entity("binary_sensor", "contactor", "Contactor",
            {"payload_on": "closed", "payload_off": "open", "device_class": "power", **DIAGNOSTIC}, "contactor"),
-    Entity("switch", "enabled", "Enabled", _flag(icon="mdi:power"), "enabled"),
+    # the operator's enable: off makes the EVSE Unavailable and ends its session (key kept: a stable unique id)
+    Entity("switch", "enabled", "Available (operator enable)", _flag(icon="mdi:power"), "enabled"),
+    # a pause within the session (an energy manager's enable): off opens the contactor, session and lock stay
+    Entity("switch", "charging_allowed", "Charging allowed", _flag(icon="mdi:play-pause"), "charging_allowed"),
     Entity("button", "reset", "Reset faults", {"payload_press": PRESS, "entity_category": "config"}),
-    Entity("number", "current_limit", "Current limit (not enforced yet)",
+    Entity("number", "current_limit", "Current limit (0 A pauses; others recorded only)",
            {"device_class": "current", "unit_of_measurement": "A", "min": 0, "max": MAX_CURRENT_LIMIT_A,
             "step": 1, "mode": "box", "entity_category": "config"}, "current_limit"),
 )
-COMMANDS = {"enabled": EvseCommand.ENABLED, "reset": EvseCommand.RESET, "current_limit": EvseCommand.CURRENT_LIMIT}
+COMMANDS = {"enabled": EvseCommand.ENABLED, "charging_allowed": EvseCommand.CHARGING_ALLOWED,
+            "reset": EvseCommand.RESET, "current_limit": EvseCommand.CURRENT_LIMIT}
 
 
 def software_version() -> str:

@@ -45,7 +45,8 @@ def connector_state(entry: Mapping[str, Any]) -> str:
 
 
 def charge_status(entry: Mapping[str, Any]) -> str:
-    """evcc's charge status: ``A`` no car plugged, ``B`` plugged but not charging, ``C`` charging."""
+    """evcc's charge status: ``A`` no car plugged, ``B`` plugged but not charging (a paused session too: its
+    contactor is open), ``C`` charging."""
     if not entry.get("plugged_in"):
         return "A"
     return "C" if entry.get("charging") else "B"
@@ -63,6 +64,7 @@ def state_payloads(topics: Topics, entry: Mapping[str, Any]) -> dict[str, str]:
         "lock": str(entry.get("lock")),
         "contactor": str(entry.get("contactor")),
         "enabled": flag(entry.get("enabled", True)),
+        "charging_allowed": flag(entry.get("charging_allowed", True)),
         "faults": json.dumps(faults),
         "faulted": flag(bool(faults)),
         "current_limit": number(entry.get("current_limit_a"), 1),

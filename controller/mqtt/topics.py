@@ -21,7 +21,8 @@ HA_STATUS = "status"  # <discovery_prefix>/status: Home Assistant's birth ("onli
 class EvseCommand(StrEnum):
     """The per-EVSE commands: ``<prefix>/evse/<id>/<command>/set``."""
 
-    ENABLED = "enabled"  # true/false, ON/OFF, 1/0 (any case)
+    ENABLED = "enabled"  # the operator's enable (the EVSE's availability): true/false, ON/OFF, 1/0 (any case)
+    CHARGING_ALLOWED = "charging_allowed"  # pause/resume within the session (evcc's enable): as ENABLED
     RESET = "reset"  # any payload (Home Assistant's button sends PRESS)
     CURRENT_LIMIT = "current_limit"  # amperes: 0 pauses, 6..80; "None" or empty removes the limit
 

@@ -38,6 +38,23 @@ async def test_enable_and_disable_take_every_spelling(tmp_path: Path, broker: Br
             await watcher.value(evse_topic(1, "state"), "Available" if enabled else "Unavailable")
 
 
+async def test_charging_allowed_pauses_and_resumes_with_every_spelling(tmp_path: Path, broker: Broker) -> None:
+    """The pause of an energy manager: the EVSE stays Available (unlike the operator's disable), the state topic
+    follows, and the operator's enable is untouched."""
+    async with running_sim(tmp_path / "state", mqtt_config(broker.url)) as (built, _), \
+            Watcher(broker.port) as watcher:
+        await watcher.value(evse_topic(1, "charging_allowed"), "true")
+        for payload, allowed in [("false", False), ("TRUE", True), ("OFF", False), ("on", True), ("0", False),
+                                 ("1", True), (" Off\n", False), ("true", True)]:
+            answer = await watcher.request(f"{PREFIX}/evse/1/charging_allowed/set", payload, RESULT_1)
+            assert answer == {"command": "charging_allowed", "evse_id": 1, "charging_allowed": allowed}, payload
+            assert built.runtime.evse_status(1)["charging_allowed"] is allowed
+            await watcher.value(evse_topic(1, "charging_allowed"), "true" if allowed else "false")
+            assert watcher.last[evse_topic(1, "state")] == "Available"
+            assert watcher.last[evse_topic(1, "enabled")] == "true"
+        assert built.runtime.evse_status(2)["charging_allowed"] is True
+
+
 async def test_reset_answers_with_the_faults_still_active(tmp_path: Path, broker: Broker) -> None:
     async with running_sim(tmp_path / "state", mqtt_config(broker.url)) as (built, _), \
             Watcher(broker.port) as watcher:
@@ -53,7 +70,9 @@ async def test_current_limit_is_recorded_shown_and_removed(tmp_path: Path, broke
         for payload, limit in [("16", 16.0), ("6.5", 6.5), ("0", 0.0), ("80", 80.0), ("None", None), ("32", 32.0),
                                ("", None)]:
             answer = await watcher.request(topic, payload, RESULT_1)
-            assert answer == {"command": "current_limit", "evse_id": 1, "current_limit_a": limit, "enforced": False}
+            # 0 is enforced (a pause); the other limits are recorded only (no control pilot yet)
+            assert answer == {"command": "current_limit", "evse_id": 1, "current_limit_a": limit,
+                              "enforced": limit == 0}
             assert built.runtime.evse_status(1)["current_limit_a"] == limit
             await watcher.value(evse_topic(1, "current_limit"), "None" if limit is None else json.dumps(limit))
         for payload in ["5", "81", "-6", "nan", "inf", "sixteen", "1e400"]:
@@ -123,6 +142,10 @@ BAD = [
     (CANCEL, "{}", CANCEL_RESULT, "reservation_id", "required"),
     (f"{PREFIX}/evse/1/enabled/set", "maybe", RESULT_1, "payload", "true/false"),
     (f"{PREFIX}/evse/1/enabled/set", "", RESULT_1, "payload", "true/false"),
+    (f"{PREFIX}/evse/1/charging_allowed/set", "paused", RESULT_1, "payload", "true/false"),
+    (f"{PREFIX}/evse/1/charging_allowed/set", "2", RESULT_1, "payload", "true/false"),
+    (f"{PREFIX}/evse/1/charging_allowed/set", b"\xff", RESULT_1, None, "UTF-8"),
+    (f"{PREFIX}/evse/9/charging_allowed/set", "false", ERROR, "evse_id", "unknown EVSE"),
     (f"{PREFIX}/evse/1/current_limit/set", "[16]", RESULT_1, "payload", "amperes"),
     (f"{PREFIX}/evse/1/brightness/set", "50", RESULT_1, "command", "unknown command"),
     (f"{PREFIX}/evse/9/enabled/set", "true", ERROR, "evse_id", "unknown EVSE"),
@@ -148,6 +171,7 @@ async def test_bad_payloads_are_answered_naming_the_field_and_the_bridge_stays_u
         assert bridge.connected and bridge.connections == 1
         assert built.runtime.reservations() == []
         assert built.runtime.evse_status(1)["enabled"] is True
+        assert built.runtime.evse_status(1)["charging_allowed"] is True  # no bad payload paused it
 
 
 async def test_a_retained_command_is_not_carried_out(tmp_path: Path, broker: Broker) -> None:

@@ -17,8 +17,8 @@ EXPECTED = {
     ("sensor", "lock", "enum"), ("sensor", "charge_status", "enum"), ("sensor", "faults", None),
     ("binary_sensor", "plugged", "plug"), ("binary_sensor", "charging", "battery_charging"),
     ("binary_sensor", "reserved", None), ("binary_sensor", "faulted", "problem"),
-    ("binary_sensor", "contactor", "power"), ("switch", "enabled", None), ("button", "reset", None),
-    ("number", "current_limit", "current"),
+    ("binary_sensor", "contactor", "power"), ("switch", "enabled", None), ("switch", "charging_allowed", None),
+    ("button", "reset", None), ("number", "current_limit", "current"),
 }
 
 
@@ -60,6 +60,12 @@ async def test_every_discovery_config_is_one_home_assistant_accepts(tmp_path: Pa
         switch = configs[f"{DISCOVERY}/switch/test_cc/evse1_enabled/config"]
         assert (switch["command_topic"], switch["state_topic"]) == (f"{PREFIX}/evse/1/enabled/set",
                                                                     f"{PREFIX}/evse/1/enabled")
+        assert "Available" in str(switch["name"])  # the operator's enable is the EVSE's availability
+        pause = configs[f"{DISCOVERY}/switch/test_cc/evse2_charging_allowed/config"]
+        assert pause["unique_id"] == "test_cc_evse2_charging_allowed" and pause["name"] == "Charging allowed"
+        assert (pause["command_topic"], pause["state_topic"]) == (f"{PREFIX}/evse/2/charging_allowed/set",
+                                                                  f"{PREFIX}/evse/2/charging_allowed")
+        assert (pause["payload_on"], pause["payload_off"]) == ("true", "false")
         button = configs[f"{DISCOVERY}/button/test_cc/evse2_reset/config"]
         assert button["command_topic"] == f"{PREFIX}/evse/2/reset/set"
     async with Watcher(broker.port, f"{DISCOVERY}/#") as late:  # retained: still there after the bridge left

@@ -1,5 +1,5 @@
 """The retained state topics follow the simulated charger: plug, charge (with power, energy and phase currents at
-the reading period), reservation, disable; availability says online, and offline after an orderly stop."""
+the reading period), pause, reservation, disable; availability says online, and offline after an orderly stop."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ async def test_state_topics_follow_plug_charge_and_stop(tmp_path: Path, broker: 
         assert bridge.connected
         for key, idle in [("state", "Available"), ("plugged", "false"), ("charging", "false"),
                           ("charge_status", "A"), ("lock", "unlocked"), ("contactor", "open"), ("enabled", "true"),
+                          ("charging_allowed", "true"),
                           ("reserved", "false"), ("faults", "[]"), ("faulted", "false"), ("current_limit", "None"),
                           ("power", "0.0"), ("current/l1", "0.0")]:
             await watcher.value(evse_topic(1, key), idle)
@@ -48,6 +49,24 @@ async def test_state_topics_follow_plug_charge_and_stop(tmp_path: Path, broker: 
         entry = json.loads(await watcher.value(evse_topic(1, "json"), lambda p: json.loads(p)["charging"]))
         assert entry == {**runtime.evse_status(1), "power_w": entry["power_w"], "energy_kwh": entry["energy_kwh"],
                          "current_a": entry["current_a"]}
+
+        # paused (an energy manager, or a 0 A limit): not charging, the contactor open, the session and lock kept
+        await runtime.set_charging_allowed(1, False)
+        await watcher.value(evse_topic(1, "charging_allowed"), "false")
+        await watcher.value(evse_topic(1, "charging"), "false")
+        await watcher.value(evse_topic(1, "charge_status"), "B")
+        await watcher.value(evse_topic(1, "contactor"), "open")
+        await watcher.value(evse_topic(1, "power"), "0.0")
+        assert (watcher.last[evse_topic(1, "lock")], watcher.last[evse_topic(1, "state")]) == ("locked", "Occupied")
+        await runtime.set_charging_allowed(1, True)
+        await watcher.value(evse_topic(1, "charging_allowed"), "true")
+        await watcher.value(evse_topic(1, "charge_status"), "C")
+        await runtime.set_current_limit(1, 0)
+        await watcher.value(evse_topic(1, "current_limit"), "0.0")
+        await watcher.value(evse_topic(1, "charge_status"), "B")
+        assert watcher.last[evse_topic(1, "charging_allowed")] == "true"  # a 0 A limit is a pause of its own
+        await runtime.set_current_limit(1, None)
+        await watcher.value(evse_topic(1, "charge_status"), "C")
 
         assert (await runtime.present_token(1, "WALK-IN-1")).verdict.value == "stopped"
         await watcher.value(evse_topic(1, "charging"), "false")

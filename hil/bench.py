@@ -9,11 +9,15 @@ they use ``hil.harness.Bench``.
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from hil.dut_api import DutApi
 from hil.profile import BenchProfile
 from hil.timeline import Timeline
+
+if TYPE_CHECKING:
+    from drivers.sim.meter_server import SimulatedMeter
+    from hil.csms import HarnessCsms
 
 
 class PlantFault(StrEnum):
@@ -37,9 +41,14 @@ class BenchDriver(Protocol):
 
     profile: BenchProfile
     api: DutApi
+    csms: HarnessCsms | None  # the harness's CSMS while a scenario that talks OCPP runs (profile [ocpp])
 
-    async def open(self, timeline: Timeline) -> None:
-        """Bring the DUT to a clean start (fresh on sim, reset on a real bench) and start recording."""
+    async def open(self, timeline: Timeline, *, ocpp: bool = False) -> None:
+        """Bring the DUT to a clean start (fresh on sim, reset on a real bench) and start recording.
+
+        ``ocpp``: the scenario talks OCPP: ``csms`` listens and the DUT is connected to it (the sim bench starts
+        the DUT's OCPP front pointed at it; a real DUT is configured to connect there by its operator).
+        """
         ...
 
     async def close(self) -> None:
@@ -69,4 +78,8 @@ class BenchDriver(Protocol):
 
     def set_demand(self, evse_id: int, current_a: float) -> None:
         """The current the EV draws while the contacts are closed."""
+        ...
+
+    def plant_meter(self, evse_id: int) -> SimulatedMeter | None:
+        """The meter the plant plays for the EVSE (its energy register is the energy delivered), if any."""
         ...

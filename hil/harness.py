@@ -40,9 +40,9 @@ class Bench(CheckRecorder):
 
     # ------------------------------------------------------------ lifecycle (the runner calls these)
 
-    async def start(self) -> None:
-        """Open the bench and follow the DUT's events."""
-        await self.driver.open(self.timeline)
+    async def start(self, *, ocpp: bool = False) -> None:
+        """Open the bench (``ocpp``: with the DUT connected to the harness's CSMS) and follow the DUT's events."""
+        await self.driver.open(self.timeline, ocpp=ocpp)
         self._follower = self.driver.api.follow_events(self._on_event)
         try:
             await asyncio.wait_for(self._follower.connected.wait(), 5.0)

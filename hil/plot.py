@@ -43,6 +43,7 @@ MARKER_STYLE = {
     "reservation": ("#7b3fa0", "-"),
     "expiry": ("#7b3fa0", "--"),
     "token": ("#00838f", "-"),
+    "ocpp": ("#ad1457", "-"),
     "action": ("#616161", ":"),
     "fault": ("#e65100", "-"),
     "fail": ("#c62828", "-"),

@@ -112,6 +112,29 @@ class MeterLink:
 
 
 @dataclass(frozen=True, slots=True)
+class OcppLink:
+    """Where the harness's CSMS (hil.csms) listens for the DUT's OCPP 2.0.1 connection: the ``[ocpp]`` table.
+
+    ``listen``, ``path`` and ``connect_timeout_s`` are the profile's keys; the rest is derived by the loader: on a
+    real bench from the DUT's own ``[ocpp]`` section (which must point at this address), on the sim bench from
+    the settings the sim bench gives its DUT (``SIM_STATION_ID``, ``SIM_RECONNECT_S``).
+    """
+
+    listen: str  # host:port as written ("127.0.0.1:0": a free port, sim bench only)
+    host: str
+    port: int
+    path: str = "/ocpp"  # the DUT connects to ws://<harness>:<port><path>/<station id>
+    connect_timeout_s: float = 30.0  # the DUT is connected to the CSMS this long after the bench opened
+    station_id: str = "hil-dut"
+    reconnect_max_s: float = 1.0  # the DUT's longest reconnect back-off (its [ocpp] reconnect_max_s)
+
+
+SIM_STATION_ID = "hil-dut"
+SIM_RECONNECT_S = (0.1, 1.0)
+"""The sim bench's DUT reconnects after 0.1 s at first, at most 1 s apart (a real DUT: its [ocpp] settings)."""
+
+
+@dataclass(frozen=True, slots=True)
 class DutSettings:
     """How the harness reaches the DUT and how to restart it (real bench)."""
 
@@ -124,7 +147,7 @@ class DutSettings:
 
 @dataclass(frozen=True, slots=True)
 class BenchProfile:
-    """A whole bench: what kind, the DUT, tolerances, plant physics, meter link and wiring."""
+    """A whole bench: what kind, the DUT, tolerances, plant physics, meter link, wiring and the CSMS."""
 
     name: str
     kind: str  # "sim" or "real"
@@ -136,6 +159,7 @@ class BenchProfile:
     meter: MeterLink | None
     evses: tuple[EvseBench, ...]
     dut_config: ChargerConfig = field(repr=False, compare=False)
+    ocpp: OcppLink | None = None  # the harness's CSMS ([ocpp]); None: the bench does not test OCPP
 
     def evse(self, evse_id: int) -> EvseBench:
         """The bench side of one EVSE (KeyError if the profile has none)."""

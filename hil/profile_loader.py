@@ -2,7 +2,9 @@
 
 Unknown keys, wrong types and wiring that does not match the DUT's own configuration are errors
 (``ProfileError``) naming the file and the key. On the sim bench an EVSE without lines is wired to
-the DUT's own pins; on a real bench only the EVSEs wired to the harness are tested.
+the DUT's own pins; on a real bench only the EVSEs wired to the harness are tested. An ``[ocpp]`` table
+(``listen = "host:port"``, ``path``, ``connect_timeout_s``) makes the harness play the DUT's CSMS (the ``ocpp``
+theme); on a real bench the DUT's own ``[ocpp]`` section must point at that address.
 """
 
 from __future__ import annotations
@@ -11,18 +13,22 @@ import tomllib
 from importlib import resources
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from controller.config.loader import ChargerConfig, ConfigError, load_config, load_sim_default
-from controller.config.model import EvseConfig
+from controller.config.model import EvseConfig, parse_bind
 from hil.profile import (
     DRIVEN_ROLES,
     OBSERVED_ROLES,
     SIM_DUT_CONFIG,
+    SIM_RECONNECT_S,
+    SIM_STATION_ID,
     BenchProfile,
     DutSettings,
     EvseBench,
     LineSpec,
     MeterLink,
+    OcppLink,
     PlantSettings,
     ProfileError,
     Tolerances,
@@ -57,7 +63,7 @@ def parse_profile(text: str, *, source: str, base_dir: Path | None = None) -> Be
     except tomllib.TOMLDecodeError as exc:
         raise ProfileError(f"{source}: invalid TOML: {exc}") from None
     reader = _Reader(source)
-    root = reader.table(data, "", {"bench", "dut", "tolerance", "plant", "meter", "evses"})
+    root = reader.table(data, "", {"bench", "dut", "tolerance", "plant", "meter", "evses", "ocpp"})
     bench = reader.table(root.get("bench", {}), "bench", {"name", "kind", "description"})
     kind = reader.choice(bench, "bench.kind", ("sim", "real"), default="sim")
     dut = _dut(reader, root.get("dut", {}), kind)
@@ -72,6 +78,7 @@ def parse_profile(text: str, *, source: str, base_dir: Path | None = None) -> Be
     elif kind == "real" and any(e.meter is not None for e in dut_config.evses):
         raise ProfileError(f"{source}: [meter] is required: the DUT's EVSEs have meters, the harness must serve them")
     evses = _evses(reader, root.get("evses"), kind, dut_config)
+    ocpp = _ocpp(reader, root["ocpp"], kind, dut_config) if "ocpp" in root else None
     return BenchProfile(
         name=str(bench.get("name", Path(source).stem)),
         kind=kind,
@@ -83,6 +90,7 @@ def parse_profile(text: str, *, source: str, base_dir: Path | None = None) -> Be
         meter=meter,
         evses=evses,
         dut_config=dut_config,
+        ocpp=ocpp,
     )
 
 
@@ -165,6 +173,45 @@ def _evses(reader: _Reader, raw: object, kind: str, config: ChargerConfig) -> tu
                     )
         evses.append(EvseBench(dut_evse.id, lines, bench.meter_unit))
     return tuple(evses)
+
+
+def _ocpp(reader: _Reader, raw: object, kind: str, config: ChargerConfig) -> OcppLink:
+    """The [ocpp] table: where the harness's CSMS listens. On a real bench the DUT's own [ocpp] section must
+    point at it (same port and path, ws://, OCPP 2.0.1); its station id and reconnect back-off are taken from there.
+    """
+    where = f"{reader.source}: [ocpp]"
+    table = reader.table(raw, "ocpp", {"listen", "path", "connect_timeout_s"})
+    listen, path = table.get("listen"), table.get("path", "/ocpp")
+    timeout = table.get("connect_timeout_s", 30.0 if kind == "real" else 5.0)
+    if not isinstance(listen, str):
+        raise ProfileError(f"{where} listen must be \"host:port\", the address the harness's CSMS listens on")
+    try:
+        host, port = (parse_bind(listen[:-2] + ":1")[0], 0) if listen.endswith(":0") else parse_bind(listen)
+    except ValueError as exc:
+        raise ProfileError(f"{where} listen: {exc}") from None
+    if port == 0 and kind == "real":
+        raise ProfileError(f"{where} listen needs a fixed port on a real bench: the DUT is configured to reach it")
+    if not isinstance(path, str) or not path.startswith("/") or "?" in path or "#" in path or path.endswith("/"):
+        raise ProfileError(f'{where} path must be a URL path such as "/ocpp" (no trailing slash), got {path!r}')
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
+        raise ProfileError(f"{where} connect_timeout_s must be a number of seconds > 0, got {timeout!r}")
+    link = OcppLink(listen, host, port, path, float(timeout), SIM_STATION_ID, SIM_RECONNECT_S[1])
+    if kind == "sim":
+        return link
+    dut = config.ocpp
+    if dut is None:
+        raise ProfileError(f"{where}: the DUT's configuration has no [ocpp] section; give it url = "
+                           f'"ws://<this harness>:{port}{path}" and a station_id')
+    problem = None
+    if dut.version != "2.0.1":
+        problem = f"version {dut.version!r}: the harness's CSMS speaks OCPP 2.0.1 only"
+    elif dut.tls:
+        problem = f"url {dut.url!r}: the harness's CSMS speaks ws:// only (no TLS: security profile 0 or 1)"
+    elif dut.port != port or "/" + urlsplit(dut.url).path.strip("/") != path:
+        problem = f"url {dut.url!r} does not reach the harness's CSMS at port {port}, path {path}"
+    if problem is not None:
+        raise ProfileError(f"{where}: the DUT's [ocpp] {problem}")
+    return OcppLink(listen, host, port, path, float(timeout), dut.station_id, dut.reconnect_max_s)
 
 
 def dut_lines(evse: EvseConfig) -> dict[str, LineSpec]:

@@ -2,8 +2,10 @@
 
 The harness plays the plant on its pins (hil.plant), serves the meters on its RS-485 adapter or
 over TCP (hil.meter_link), talks to the DUT over its HTTP API, and restarts the DUT with the
-profile's ``restart_command``. Pins come from lgpio by name; lgpio is imported only when a real
-bench is opened, so this module imports anywhere.
+profile's ``restart_command``. With an ``[ocpp]`` table the harness also runs the DUT's CSMS
+(hil.csms) from the first scenario on, so the DUT, configured to connect there, stays online for
+every theme. Pins come from lgpio by name; lgpio is imported only when a real bench is opened, so
+this module imports anywhere.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import asyncio
 import logging
 import os
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hil.bench import PlantFault
 from hil.dut_api import DutApi
@@ -20,6 +22,10 @@ from hil.meter_link import MeterLinkServer, harness_meters
 from hil.plant import HarnessPlant
 from hil.profile import ROLE_LABELS, BenchProfile
 from hil.timeline import Timeline
+
+if TYPE_CHECKING:
+    from drivers.sim.meter_server import SimulatedMeter
+    from hil.csms import HarnessCsms
 
 log = logging.getLogger(__name__)
 
@@ -53,11 +59,13 @@ class RealBench:
         self._plant: HarnessPlant | None = None
         self._meters: MeterLinkServer | None = None
         self._timeline: Timeline | None = None
+        self.csms: HarnessCsms | None = None
 
     # ------------------------------------------------------------ lifecycle
 
-    async def open(self, timeline: Timeline) -> None:
-        """Start the plant and meters (first time), then reset the DUT to a clean state."""
+    async def open(self, timeline: Timeline, *, ocpp: bool = False) -> None:
+        """Start the plant, meters and CSMS (first time), then reset the DUT to a clean state; with ``ocpp``, wait
+        until the DUT is connected to the harness's CSMS."""
         self._timeline = timeline
         for evse in self.profile.evses:
             timeline.palettes[evse.evse_id] = self.profile.timing(evse.evse_id).status_colors
@@ -74,6 +82,22 @@ class RealBench:
                 timeline.record(f"evse{harness.evse_id}.{role}", timeline.now(), 1.0 if harness.level(role) else 0.0)
             harness.update_load()
         await self._reset_dut()
+        if ocpp:
+            await self._dut_connected()
+
+    async def _dut_connected(self) -> None:
+        """The CSMS listens (again, after a scenario's outage) and the DUT is connected to it; records start anew."""
+        link, csms = self.profile.ocpp, self.csms
+        if link is None or csms is None:
+            raise RealBenchError(f"{self.profile.source}: the profile has no [ocpp] table: no CSMS for the DUT")
+        await csms.start()
+        csms.forget()
+        try:
+            await asyncio.wait_for(csms.connected.wait(), link.connect_timeout_s)
+        except TimeoutError:
+            raise RealBenchError(
+                f"the DUT did not connect to the harness's CSMS on {link.listen} (path {link.path}) within "
+                f"{link.connect_timeout_s:g} s: check the url of its [ocpp] section and the network") from None
 
     async def _start_hardware(self) -> None:
         loop = asyncio.get_running_loop()
@@ -83,6 +107,11 @@ class RealBench:
             self._meters = MeterLinkServer(self.profile.meter, list(meters.values()))
             await self._meters.start()
         self._plant = HarnessPlant(self.profile, factory, loop, self._line_changed, meters)
+        link = self.profile.ocpp
+        if link is not None:
+            from hil.csms import HarnessCsms
+
+            self.csms = await HarnessCsms(link.host, link.port, link.path).start()
 
     def _line_changed(self, evse_id: int, role: str, t: float, value: float) -> None:
         timeline = self._timeline
@@ -128,6 +157,9 @@ class RealBench:
         if self._meters is not None:
             await self._meters.stop()
             self._meters = None
+        if self.csms is not None:
+            await self.csms.stop()
+            self.csms = None
 
     async def restart_dut(self, down_s: float) -> None:
         """Run the profile's restart command (e.g. a relay in the DUT's supply, or systemctl over ssh)."""
@@ -186,3 +218,8 @@ class RealBench:
         evse = self._evse(evse_id)
         evse.charging_current_a = current_a
         evse.update_load()
+
+    def plant_meter(self, evse_id: int) -> SimulatedMeter | None:
+        """The meter the harness serves for the EVSE."""
+        meter: SimulatedMeter | None = self._evse(evse_id).meter
+        return meter

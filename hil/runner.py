@@ -124,7 +124,7 @@ async def run_scenario(
         started = time.monotonic()
         result = ScenarioResult(scenario, "passed", timeline=timeline)
         try:
-            await bench.start()
+            await bench.start(ocpp="ocpp" in scenario.needs)
             await _settle(bench)
             bench.last_action = bench.now()
             await asyncio.wait_for(scenario.func(bench), scenario.timeout_s)

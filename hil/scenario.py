@@ -7,7 +7,8 @@
 
 The name is ``<theme>.<function>``; the docstring's first paragraph is the title in the report.
 ``needs`` names what the bench must have, else the scenario is skipped: "lock", "meter",
-"two_evses", "restart".
+"two_evses", "restart", "ocpp" (an ``[ocpp]`` table: the harness plays the DUT's CSMS, and the bench
+opens with the DUT connected to it).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
 
 ScenarioFunc = Callable[["Bench"], Awaitable[None]]
 
-NEEDS = frozenset({"lock", "meter", "two_evses", "restart"})
+NEEDS = frozenset({"lock", "meter", "two_evses", "restart", "ocpp"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +53,8 @@ class Scenario:
             have.add("two_evses")
         if profile.kind == "sim" or profile.dut.restart_command:
             have.add("restart")
+        if profile.ocpp is not None:
+            have.add("ocpp")
         return sorted(self.needs - have)
 
 
@@ -83,7 +86,7 @@ def scenario(
     return register
 
 
-THEME_ORDER = ("reservations", "faults", "restart", "competition")
+THEME_ORDER = ("reservations", "faults", "restart", "competition", "ocpp")
 
 
 def load_all() -> dict[str, Scenario]:

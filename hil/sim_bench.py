@@ -1,7 +1,9 @@
 """The simulated bench: the real controller (DUT) in this process on MockFactory pins and simulated meters.
 
 The DUT is ``controller.runtime.build.build`` on the profile's DUT configuration, with its HTTP API served on
-127.0.0.1 so scenarios talk to it exactly as on a real bench. The plant is the one the sim build
+127.0.0.1 so scenarios talk to it exactly as on a real bench; a scenario that talks OCPP gets the harness's CSMS
+(hil.csms, on the profile's ``[ocpp] listen`` address) and a DUT whose OCPP front is started pointed at it, after
+its API as the daemon does. The plant is the one the sim build
 wires to the DUT's pins (drivers.sim: contactor aux after a delay, lock switch after the travel,
 the plug, meters on a Modbus server). The harness reads every line from the pins' own state
 histories (``drivers.sim.pins.read_changes``), so edge times are exact whatever the polling rate.
@@ -15,7 +17,7 @@ import logging
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from controller.api.app import create_app
 from controller.api.server import ApiServer
@@ -24,8 +26,13 @@ from drivers.sim.pin_history import change_count, read_changes
 from drivers.sim.plant import SimPlant
 from hil.bench import PlantFault
 from hil.dut_api import DutApi
-from hil.profile import ROLE_LABELS, BenchProfile, LineSpec
+from hil.profile import ROLE_LABELS, SIM_RECONNECT_S, BenchProfile, LineSpec
 from hil.timeline import Timeline
+
+if TYPE_CHECKING:
+    from controller.ocpp.front import OcppFront
+    from drivers.sim.meter_server import SimulatedMeter
+    from hil.csms import HarnessCsms
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +85,9 @@ class SimBench:
             raise ValueError(f"{profile.source}: SimBench needs a sim profile")
         self.profile = profile
         self.api = DutApi("http://127.0.0.1:0")
+        self.csms: HarnessCsms | None = None
         self.built: Built | None = None
+        self._front: OcppFront | None = None
         self._server: ApiServer | None = None
         self._serving: asyncio.Task[None] | None = None
         self._state_dir: Path | None = None
@@ -89,13 +98,21 @@ class SimBench:
 
     # ------------------------------------------------------------ lifecycle
 
-    async def open(self, timeline: Timeline) -> None:
-        """A fresh DUT (empty reservation store) on fresh pins, its API on a free local port."""
+    async def open(self, timeline: Timeline, *, ocpp: bool = False) -> None:
+        """A fresh DUT (empty reservation store) on fresh pins, its API on a free local port; with ``ocpp`` the
+        harness's CSMS listens first and the DUT's OCPP front connects to it."""
         self._timeline = timeline
         for evse in self.profile.evses:
             timeline.palettes[evse.evse_id] = self.profile.timing(evse.evse_id).status_colors
         self._state_dir = Path(tempfile.mkdtemp(prefix="hil-dut-"))
         self._port = 0
+        if ocpp:
+            link = self.profile.ocpp
+            if link is None:
+                raise ValueError(f"{self.profile.source}: the profile has no [ocpp] table: no CSMS to connect to")
+            from hil.csms import HarnessCsms
+
+            self.csms = await HarnessCsms(link.host, link.port, link.path).start()
         await self._power_on()
         self._recorder = asyncio.ensure_future(self._record())
 
@@ -109,6 +126,9 @@ class SimBench:
         self._poll()
         self._probes = []  # the pins' shutdown is not part of the scenario
         await self._power_off()
+        if self.csms is not None:
+            await self.csms.stop()
+            self.csms = None
         if self._state_dir is not None:
             shutil.rmtree(self._state_dir, ignore_errors=True)
             self._state_dir = None
@@ -155,6 +175,22 @@ class SimBench:
         self._server = server
         self._serving = await server.start()
         self.api.base_url = server.url
+        if self.csms is not None:
+            await self._start_ocpp(built, self.csms)
+
+    async def _start_ocpp(self, built: Built, csms: HarnessCsms) -> None:
+        """The DUT's OCPP front, as ``[ocpp] url = csms.url`` would start it (fast reconnects, see SIM_RECONNECT_S)."""
+        from controller.config.ocpp_model import OcppConfig
+        from controller.ocpp.front import OcppFront
+
+        assert self._state_dir is not None and self.profile.ocpp is not None
+        config = OcppConfig(url=csms.url, host=csms.url_host, port=csms.port, tls=False,
+                            station_id=self.profile.ocpp.station_id, version="2.0.1", reservations=True,
+                            non_evse_specific_reservations=True, security_profile=0, password=None, ca_file=None,
+                            reconnect_min_s=SIM_RECONNECT_S[0], reconnect_max_s=SIM_RECONNECT_S[1])
+        front = OcppFront(built.runtime, config, self._state_dir)
+        await front.start()
+        self._front = front
 
     async def _power_off(self) -> None:
         if self._server is not None:
@@ -163,6 +199,9 @@ class SimBench:
                 with contextlib.suppress(asyncio.CancelledError):
                     await self._serving
             self._server = self._serving = None
+        if self._front is not None:
+            await self._front.stop()
+            self._front = None
         if self.built is not None:
             await self.built.stop()
             self.built = None
@@ -258,6 +297,11 @@ class SimBench:
         plant = self.plant
         plant.evses[evse_id].charging_current_a = current_a
         plant.tick()
+
+    def plant_meter(self, evse_id: int) -> SimulatedMeter | None:
+        """The EVSE's simulated meter (the one the DUT reads over Modbus)."""
+        sim = self.plant.evses.get(evse_id)
+        return None if sim is None else sim.meter
 
 
 def _plant_of(built: Built) -> SimPlant:

@@ -42,6 +42,7 @@ BREAKS = [
     ("runtime-below-fronts", "controller/runtime/tokens.py", "import controller.ocpp.front"),
     ("version-neutral-station", "controller/ocpp/station/transactions.py", "import ocpp.v201"),
     ("version-neutral-station", "controller/ocpp/station/queue.py", "import controller.ocpp.v201.convert"),
+    ("version-neutral-station", "controller/ocpp/station/status.py", "import controller.ocpp.v16.status"),
     ("light-cli", "controller/config/ocpp.py", "import websockets"),
     ("drivers-stand-alone", "drivers/gpio/lock.py", "import controller.core.types"),
     ("lean-daemon", "controller/runtime/status.py", "import matplotlib.figure"),

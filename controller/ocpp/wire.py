@@ -3,19 +3,22 @@
 The library is untyped; this module gives its decorator and errors types once, so the layers stay mypy-strict.
 It logs every frame at INFO on the logger we hand it: that logger is ``controller.ocpp.wire``, quiet unless
 asked for (DEBUG), and its records pass through a filter that replaces id token values by their redacted
-form (``drivers.redact``), as the rest of the controller logs tokens.
+form (``drivers.redact``), as the rest of the controller logs tokens, and hides every value of a frame that
+names the Basic auth password (a SetVariables or ChangeConfiguration that sets it).
 """
 
 from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any, TypeVar, cast
 
 from ocpp.exceptions import (
     FormatViolationError,
     GenericError,
+    NotSupportedError,
+    OccurenceConstraintViolationError,
     OCPPError,
     PropertyConstraintViolationError,
     TypeConstraintViolationError,
@@ -23,8 +26,11 @@ from ocpp.exceptions import (
 from ocpp.exceptions import (
     NotImplementedError as OcppNotImplementedError,
 )
+from ocpp.messages import MessageType, get_validator
 from ocpp.routing import after as _after
 from ocpp.routing import on as _on
+from ocpp.v16.enums import Action as Action16
+from ocpp.v201.enums import Action as Action201
 
 from drivers.redact import redact_token
 
@@ -44,24 +50,35 @@ __all__ = [
     "TypeConstraintViolationError",
     "after",
     "on",
+    "refusal",
     "wire_logger",
 ]
 
 # "idToken": "X", "id_token": "X", "idTag": "X", "parentIdTag": "X" (1.6) in a JSON frame or a repr of one
 _TOKEN_VALUE = re.compile(r"""(["'](?:idToken|id_token|idTag|id_tag|parentIdTag|parent_id_tag)["']\s*:\s*["'])"""
                           r"""([^"']*)(["'])""")
+# a frame that names the Basic auth password (2.0.1 SecurityCtrlr.BasicAuthPassword, 1.6 AuthorizationKey) has
+# every value hidden: the variable's name and its value are separate fields of one entry
+_SECRET_NAMES = re.compile(r"BasicAuthPassword|AuthorizationKey", re.IGNORECASE)
+_VALUE = re.compile(r"""(["'](?:attributeValue|attribute_value|value)["']\s*:\s*)"""
+                    r"""("(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*')""")  # a JSON or repr string, escapes and all
+_HIDDEN = '"<redacted>"'
 
 
 class _RedactTokens(logging.Filter):
-    """Rewrites a wire log record so no id token appears in it."""
+    """Rewrites a wire log record so no id token and no password appears in it."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        """Format the record once and replace every id token value by its redacted form."""
+        """Format the record once; replace every id token value by its redacted form, and hide the values of a frame
+        that names the password."""
         try:
             text = record.getMessage()
         except Exception:
             return True
-        record.msg = _TOKEN_VALUE.sub(lambda m: m.group(1) + redact_token(m.group(2)) + m.group(3), text)
+        text = _TOKEN_VALUE.sub(lambda m: m.group(1) + redact_token(m.group(2)) + m.group(3), text)
+        if _SECRET_NAMES.search(text):
+            text = _VALUE.sub(lambda m: m.group(1) + _HIDDEN, text)
+        record.msg = text
         record.args = None
         return True
 
@@ -74,3 +91,44 @@ def wire_logger() -> logging.Logger:
         if logger.level == logging.NOTSET and not logging.getLogger().isEnabledFor(logging.DEBUG):
             logger.setLevel(logging.WARNING)
     return logger
+
+
+_ACTIONS = {"2.0.1": frozenset(a.value for a in Action201), "1.6": frozenset(a.value for a in Action16)}
+_OCCURRENCE = OccurenceConstraintViolationError  # the spelling of 1.6 and 2.0.1 (fixed only in 2.1)
+_ERROR_OF_KEYWORD: dict[str, type[OCPPError]] = {
+    "type": TypeConstraintViolationError,
+    "maxLength": TypeConstraintViolationError,  # string[50] and the like are data types in OCPP
+    "required": _OCCURRENCE,
+    "minItems": _OCCURRENCE,
+    "maxItems": _OCCURRENCE,
+    "additionalProperties": PropertyConstraintViolationError,
+}
+
+
+def refusal(version: str, action: str, payload: object, handled: Collection[str]) -> OCPPError | None:
+    """The CALLERROR a CALL from the peer deserves before any handler sees it, or None when it may be handled.
+
+    OCPP-J (1.6 4.2.3, 2.0.1 Part 4 4.3) "Valid Error Codes", with schema failures mapped as the independent strict
+    peer of the tests maps them (ocpp-rpc): NotImplemented for an action ``version`` does not have ("not known by
+    receiver") and NotSupported for one it has that is not in ``handled`` ("recognized but not supported"): the
+    ``ocpp`` library swaps these two. FormatViolation for a payload that is not an object or a value outside its
+    enumeration or format; TypeConstraintViolation for a field of the wrong JSON type or too long;
+    OccurenceConstraintViolation (1.6's and 2.0.1's spelling) for a missing required field or too few or too many
+    items; PropertyConstraintViolation for a property the action does not have.
+    """
+    if action not in _ACTIONS[version]:
+        return OcppNotImplementedError(description="Requested Action is not known by receiver",
+                                       details={"cause": f"{action} is not an OCPP {version} action"})
+    if action not in handled:
+        return NotSupportedError(description="Requested Action is recognized but not supported by the receiver",
+                                 details={"cause": f"this station does not support {action}"})
+    if not isinstance(payload, dict):
+        return FormatViolationError(details={"cause": f"the payload of {action} is not a JSON object"})
+    errors = sorted(get_validator(MessageType.Call, action, version).iter_errors(payload),
+                    key=lambda error: len(error.absolute_path))
+    if not errors:
+        return None
+    first = errors[0]
+    where = "/".join(str(part) for part in first.absolute_path) or "(root)"
+    error_class = _ERROR_OF_KEYWORD.get(str(first.validator), FormatViolationError)
+    return error_class(details={"cause": f"{where}: {first.message}"[:500]})

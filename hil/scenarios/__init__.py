@@ -1,1 +1,1 @@
-"""The scenario suite, one module per theme: reservations, faults, restart, competition."""
+"""The scenario suite, one module per theme: reservations, faults, restart, competition, ocpp."""

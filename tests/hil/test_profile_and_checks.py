@@ -71,11 +71,12 @@ def test_unknown_bench_name() -> None:
 
 def test_scenario_selection() -> None:
     every = load_all()
-    assert {s.theme for s in every.values()} == {"reservations", "faults", "restart", "competition"}
+    assert {s.theme for s in every.values()} == {"reservations", "faults", "restart", "competition", "ocpp"}
     assert [s.name for s in select(["faults.weld"])] == ["faults.weld"]
     assert [s.name for s in select(["weld"])] == ["faults.weld"]
     assert {s.theme for s in select(["restart"])} == {"restart"}
-    assert {s.name for s in select(["*expir*"])} == {"reservations.expiry", "restart.expired_while_down"}
+    assert {s.name for s in select(["*expir*"])} == {"reservations.expiry", "restart.expired_while_down",
+                                                     "ocpp.reservation_expires"}
     with pytest.raises(LookupError):
         select(["nothing-like-this"])
     for scenario in every.values():

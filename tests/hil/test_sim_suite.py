@@ -64,7 +64,7 @@ def test_scenario_on_the_sim_bench(suite: tuple[BenchProfile, dict[str, Scenario
 
 def test_the_suite_covers_every_theme() -> None:
     themes = {name.partition(".")[0] for name in SCENARIOS}
-    assert themes == {"reservations", "faults", "restart", "competition"}
+    assert themes == {"reservations", "faults", "restart", "competition", "ocpp"}
 
 
 def test_reports_of_the_run(suite: tuple[BenchProfile, dict[str, ScenarioResult]], tmp_path: Path) -> None:

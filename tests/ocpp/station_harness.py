@@ -6,6 +6,8 @@ plant (plug, unplug), the reserved LED pins, and waiting on conditions with a ti
 ``clock`` gives the station a StationClock of the test's making (e.g. one whose system clock is not synchronized).
 The helpers below say in one place what many tests say: an OCPP time ``seconds`` from now, a StatusNotification
 predicate, a SetVariables of (component, variable, value) triples, and waiting for the boot and first statuses.
+OCPP 1.6: ``ocpp_config(url, version="1.6")`` starts the 1.6 layer; ``status16`` and ``booted16`` are its
+StatusNotification predicate and boot wait (connectorIds 0, 1 and 2).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from controller.config.loader import load_sim_default
 from controller.config.ocpp_model import OcppConfig
 from controller.ocpp.front import OcppFront
 from controller.ocpp.station.clock import StationClock
+from controller.ocpp.v16.station import Station16
 from controller.ocpp.v201.station import Station201
 from controller.runtime.build import Built, build
 
@@ -66,11 +69,19 @@ class OcppStation:
             def __init__(self, *args: Any, **kwargs: Any) -> None:
                 super().__init__(*args, clock=clock, **kwargs)
 
+        class _WithClock16(Station16):
+            """The front's 1.6 station, on the test's clock."""
+
+            def __init__(self, *args: Any, **kwargs: Any) -> None:
+                super().__init__(*args, clock=clock, **kwargs)
+
         front_module.Station201 = _WithClock  # type: ignore[misc]
+        front_module.Station16 = _WithClock16  # type: ignore[misc]
         try:
             await self.front.start()
         finally:
             front_module.Station201 = Station201  # type: ignore[misc]
+            front_module.Station16 = Station16  # type: ignore[misc]
         return self
 
     def _reset(self) -> None:
@@ -152,3 +163,17 @@ async def booted(csms: Csms, *, count: int | None = None) -> None:
     await csms.expect("BootNotification")
     for evse_id in (1, 2):
         await csms.expect("StatusNotification", lambda p, e=evse_id: p["evseId"] == e)
+
+
+def status16(connector_id: int, status: str, error_code: str | None = None) -> Callable[[dict[str, Any]], bool]:
+    """A 1.6 StatusNotification predicate: this connectorId reported in this status (and errorCode, if given)."""
+    return lambda p: (p["connectorId"] == connector_id and p["status"] == status
+                      and (error_code is None or p["errorCode"] == error_code))
+
+
+async def booted16(csms: Csms, *, count: int | None = None) -> None:
+    """Wait for the 1.6 station's (next) BootNotification and the first StatusNotification of connectorIds 0, 1, 2."""
+    await csms.wait_connected(count=count)
+    await csms.expect("BootNotification")
+    for connector_id in (0, 1, 2):
+        await csms.expect("StatusNotification", lambda p, c=connector_id: p["connectorId"] == c)

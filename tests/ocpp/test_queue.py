@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from controller.ocpp.station import queue_db
+from controller.ocpp.station import ocpp_db
 from controller.ocpp.station.queue import MessageQueue, QueueError, UnresolvedReference
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -364,7 +364,7 @@ def test_a_file_made_meanwhile_by_another_component_is_used_not_replaced(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     path = tmp_path / "ocpp.db"
-    real_fsync = queue_db._fsync
+    real_fsync = ocpp_db._fsync
 
     def other_component_wins_the_race(target: Path) -> None:
         if not path.exists():  # between our temporary file being ready and its link into place
@@ -373,7 +373,7 @@ def test_a_file_made_meanwhile_by_another_component_is_used_not_replaced(
                 db.execute("INSERT INTO auth_cache VALUES ('abc')")
         real_fsync(target)
 
-    monkeypatch.setattr(queue_db, "_fsync", other_component_wins_the_race)
+    monkeypatch.setattr(ocpp_db, "_fsync", other_component_wins_the_race)
     queue = MessageQueue(path)
     queue.enqueue("A", {})
     queue.close()

@@ -8,25 +8,10 @@ stays open, the session stays authorized and the socket locked; resuming closes 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
-import pytest
-
-from controller.config.loader import load_sim_default
-from controller.runtime.build import Built, build
-
-
-@pytest.fixture
-async def built(tmp_path: Path) -> AsyncIterator[Built]:
-    """The sim charger's runtime, started; stopped after the test."""
-    b = await build(load_sim_default(), state_dir=tmp_path)
-    await b.start()
-    try:
-        yield b
-    finally:
-        await b.stop()
+from controller.runtime.build import Built
 
 
 async def _until(check: Callable[[], bool], what: str, timeout: float = 10.0) -> None:

@@ -9,16 +9,11 @@ stops it without asking, and the verdict is decided again after the (awaited) an
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
-import pytest
-
-from controller.config.loader import load_sim_default
 from controller.core.types import Reservation
 from controller.port.charger import Authorization, TokenVerdict
-from controller.runtime.build import Built, build
+from controller.runtime.build import Built
 
 
 class Authority:
@@ -38,17 +33,6 @@ class Authority:
         if self.fail:
             raise ConnectionError("CSMS unreachable")
         return self.answers.get(id_token, Authorization(False, reason="Invalid"))
-
-
-@pytest.fixture
-async def built(tmp_path: Path) -> AsyncIterator[Built]:
-    """The sim charger's runtime, started; stopped after the test."""
-    b = await build(load_sim_default(), state_dir=tmp_path)
-    await b.start()
-    try:
-        yield b
-    finally:
-        await b.stop()
 
 
 def _reservation(rid: int, token: str, evse_id: int | None, parent: str | None = None) -> Reservation:

@@ -2,10 +2,10 @@
 
 Tables ``ocpp_auth_cache`` (one row per cached token), ``ocpp_local_list`` (one row per listed token) and
 ``ocpp_local_list_version`` (one row: the list's version) in the station's shared OCPP file (``ocpp.db``), made with
-``CREATE TABLE IF NOT EXISTS``; no other table is touched. WAL journal with ``synchronous=FULL``: a commit is
-durable against power loss once it returns (C10.FR.02: the cache survives a reboot; so does the list). A missing
-file is built under a temporary name and hard-linked into place (one made meanwhile by another part of the station
-is used, never replaced); an existing 0-byte file is refused, never taken as an empty database.
+``CREATE TABLE IF NOT EXISTS``; no other table is touched. The file is opened, made and written as
+controller.ocpp.station.ocpp_db does for every store: WAL journal with ``synchronous=FULL``, so a commit is durable
+against power loss once it returns (C10.FR.02: the cache survives a reboot; so does the list); a new file is linked
+into place whole, an existing 0-byte file is refused, never taken as an empty database.
 
 Every row is loaded at open and kept in memory; reads never touch the disk. A write is one transaction, and memory
 changes only after it committed: when it fails (sqlite3.Error, OSError) AuthStoreError names the file and nothing
@@ -18,17 +18,16 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import sqlite3
 import threading
-import uuid
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
 from controller.core.parsing import format_rfc3339, parse_rfc3339
 from controller.ocpp.station.auth_types import IdTokenInfo, token_key
+from controller.ocpp.station.ocpp_db import Layout, open_tables, write
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +48,10 @@ _TABLES = {
 
 class AuthStoreError(RuntimeError):
     """The authorization database cannot be opened or written; the message names the file and the cause."""
+
+
+# text is handed over as bytes and decoded per row: a non-UTF-8 value skips its row, not the whole load
+_LAYOUT = Layout(AuthStoreError, _SCHEMA, _TABLES, text_as_bytes=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,7 +81,7 @@ class AuthDatabase:
         self._cache: dict[str, CachedEntry] = {}
         self._list: dict[str, ListedEntry] = {}
         self._version = 0
-        self._db = _open(self.path, busy_timeout_s)
+        self._db = open_tables(self.path, busy_timeout_s, _LAYOUT)
         try:
             self._load()
         except sqlite3.Error as exc:
@@ -178,26 +181,9 @@ class AuthDatabase:
 
     # -- internals
 
-    @contextlib.contextmanager
-    def _write(self, what: str, relaxed: bool = False) -> Iterator[sqlite3.Connection]:
+    def _write(self, what: str, relaxed: bool = False) -> contextlib.AbstractContextManager[sqlite3.Connection]:
         """BEGIN IMMEDIATE .. COMMIT (``relaxed``: synchronous=NORMAL); errors roll back and raise AuthStoreError."""
-        db = self._db
-        try:
-            if relaxed:
-                db.execute("PRAGMA synchronous=NORMAL")
-            db.execute("BEGIN IMMEDIATE")
-            yield db
-            db.execute("COMMIT")
-        except (sqlite3.Error, OSError) as exc:
-            _rollback(db)
-            raise AuthStoreError(f"{self.path}: cannot {what}: {exc}") from exc
-        except BaseException:
-            _rollback(db)
-            raise
-        finally:
-            if relaxed:
-                with contextlib.suppress(sqlite3.Error):
-                    db.execute("PRAGMA synchronous=FULL")
+        return write(self._db, self.path, what, AuthStoreError, relaxed=relaxed)
 
     def _load(self) -> None:
         """Read every row into memory; an unreadable one is skipped with a WARNING naming table and rowid."""
@@ -277,83 +263,3 @@ def _info_row(info: IdTokenInfo) -> tuple[str, str | None, str | None, str | Non
 def _time(value: datetime) -> str:
     """A time as stored: RFC 3339 in UTC."""
     return format_rfc3339(value)
-
-
-def _rollback(db: sqlite3.Connection) -> None:
-    """Roll back if SQLite has not done so already (e.g. after SQLITE_FULL)."""
-    if db.in_transaction:
-        with contextlib.suppress(sqlite3.Error):
-            db.execute("ROLLBACK")
-
-
-def _open(path: Path, busy_timeout_s: float) -> sqlite3.Connection:
-    """Open (or make) the file: WAL, synchronous=FULL, our tables added if missing and their layout checked."""
-    if path.is_dir():
-        raise AuthStoreError(f"{path}: is a directory, not an OCPP database")
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        _create(path)
-    elif path.stat().st_size == 0:
-        raise AuthStoreError(
-            f"{path}: is an empty file (0 bytes), not an OCPP database; refusing to take it as a new one (a lost "
-            "database must not look like an empty one): move it away to start afresh"
-        )
-    try:
-        db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=busy_timeout_s)
-    except sqlite3.Error as exc:
-        raise AuthStoreError(f"{path}: cannot open the OCPP database: {exc}") from exc
-    try:
-        db.text_factory = bytes  # text is decoded per row: a non-UTF-8 value skips its row, not the whole load
-        mode = db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-        if (mode.decode() if isinstance(mode, bytes) else str(mode)).lower() != "wal":
-            raise AuthStoreError(f"{path}: cannot switch to the WAL journal (got {mode!r})")
-        db.execute("PRAGMA synchronous=FULL")
-        db.executescript(f"BEGIN IMMEDIATE; {_SCHEMA} COMMIT;")
-        for table, expected in _TABLES.items():
-            columns = tuple(bytes(r[1]).decode() for r in db.execute(f"PRAGMA table_info({table})"))
-            if columns != expected:
-                raise AuthStoreError(f"{path}: table {table} has columns ({', '.join(columns)}), this program "
-                                     f"expects ({', '.join(expected)}); refusing to use it")
-    except (sqlite3.Error, AuthStoreError, UnicodeDecodeError) as exc:
-        _rollback(db)
-        db.close()
-        if isinstance(exc, AuthStoreError):
-            raise
-        raise AuthStoreError(f"{path}: not a usable OCPP database: {exc}") from exc
-    return db
-
-
-def _create(path: Path) -> None:
-    """Make a new database at ``path``: built under a unique temporary name, synced, hard-linked into place."""
-    temp = path.with_name(f"{path.name}.{uuid.uuid4().hex}.new")
-    try:
-        db = sqlite3.connect(temp, isolation_level=None)
-        try:
-            db.execute("PRAGMA journal_mode=WAL")
-            db.executescript(f"BEGIN IMMEDIATE; {_SCHEMA} COMMIT;")
-            db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        finally:
-            db.close()  # the last connection checkpoints the WAL into the file
-        _fsync(temp)
-        try:
-            os.link(temp, path)  # fails if the file appeared meanwhile: then that one is used, never replaced
-        except FileExistsError:
-            pass
-        except OSError:  # a file system without hard links
-            if not path.exists():
-                os.replace(temp, path)
-        _fsync(path.parent)
-    except (OSError, sqlite3.Error) as exc:
-        raise AuthStoreError(f"{path}: cannot create the OCPP database: {exc}") from exc
-    finally:
-        for leftover in (temp, temp.with_name(temp.name + "-wal"), temp.with_name(temp.name + "-shm")):
-            leftover.unlink(missing_ok=True)
-
-
-def _fsync(path: Path) -> None:
-    """Flush a file or a directory (a new name in it) to disk."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

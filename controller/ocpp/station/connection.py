@@ -22,6 +22,20 @@ from websockets.exceptions import InvalidHandshake, InvalidStatus, InvalidURI
 
 log = logging.getLogger("controller.ocpp")
 
+
+class _NoDebug(logging.Filter):
+    """websockets logs the handshake's headers (``Authorization: Basic ...``) and the start and end of every frame
+    (a password being set) at DEBUG: those never reach a log. The frames are logged by the protocol layer's wire
+    logger, with secrets hidden (controller.ocpp.wire)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Keep INFO and above."""
+        return record.levelno > logging.DEBUG
+
+
+_websocket_log = logging.getLogger("controller.ocpp.websocket")
+_websocket_log.addFilter(_NoDebug())
+
 OPEN_TIMEOUT_S = 10.0
 CLOSE_TIMEOUT_S = 2.0
 MAX_MESSAGE_BYTES = 1 << 20  # OCPP messages are small; a peer sending more is closed, not buffered
@@ -122,7 +136,7 @@ class CsmsConnection:
             websocket = await connect(
                 self.endpoint, subprotocols=[self.subprotocol], additional_headers=headers, ssl=self._ssl,  # type: ignore[list-item]
                 open_timeout=OPEN_TIMEOUT_S, close_timeout=CLOSE_TIMEOUT_S, ping_interval=ping,
-                ping_timeout=ping, max_size=MAX_MESSAGE_BYTES, proxy=None,
+                ping_timeout=ping, max_size=MAX_MESSAGE_BYTES, proxy=None, logger=_websocket_log,
             )
         except asyncio.CancelledError:
             raise

@@ -1,8 +1,8 @@
 """A durable, ordered outbox of the CALLs the station must deliver: on disk before it is sent, removed once answered.
 
-On disk (controller.ocpp.station.queue_db: the tables, and how the file is made, opened and checked): one SQLite
-file, possibly shared with other OCPP tables, in WAL with ``synchronous=FULL``: a commit is durable against power
-loss once it returns; a 0-byte, corrupt or foreign file is refused, never taken as an empty queue.
+On disk (controller.ocpp.station.queue_db: the tables and their checks; ocpp_db: how the file is made, opened and
+written): one SQLite file, possibly shared with other OCPP tables, in WAL with ``synchronous=FULL``: a commit is
+durable against power loss once it returns; a 0-byte, corrupt or foreign file is refused, never taken as an empty queue.
 
 Every message has a position (AUTOINCREMENT: increasing, never reused) and a ``message_id`` (a UUID: the OCPP-J
 unique id of every attempt, so a CSMS can recognise a resend). A TransactionEvent's ``seqNo`` comes from a
@@ -35,7 +35,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from controller.ocpp.station.ocpp_db import open_tables, write
 from controller.ocpp.station.queue_db import (
+    LAYOUT,
     SELECT_MESSAGES,
     DeadLetter,
     JsonObject,
@@ -45,7 +47,6 @@ from controller.ocpp.station.queue_db import (
     UnresolvedReference,
     dump_payload,
     move_to_dead,
-    open_db,
     parse_row,
 )
 
@@ -78,7 +79,7 @@ class MessageQueue:
         self._skip: set[int] = set()  # unreadable rows that could not be moved to the dead letters
         self._thin_after = 0  # E11.FR.05 thinning: position of the last dropped message of this pass
         self._over_cap_warned = False
-        self._db: sqlite3.Connection | None = open_db(self.path, busy_timeout_s)
+        self._db: sqlite3.Connection | None = open_tables(self.path, busy_timeout_s, LAYOUT)
 
     # -- writing
 
@@ -90,12 +91,20 @@ class MessageQueue:
 
     def enqueue_transaction_event(self, transaction_ref: str, build: Callable[[int], JsonObject], *,
                                   action: str = "TransactionEvent", offline: bool = False,
-                                  droppable: bool = False) -> QueuedMessage:
-        """Append ``build(seqNo)`` with the transaction's next seqNo (0 first), counter and row in ONE commit."""
-        return self._append(action, build, transaction_ref, offline, droppable, None, True)
+                                  droppable: bool = False,
+                                  also: Callable[[sqlite3.Connection], None] | None = None,
+                                  reference_field: str | None = None) -> QueuedMessage:
+        """Append ``build(seqNo)`` with the transaction's next seqNo (0 first), counter and row in ONE commit.
+
+        ``also(db)`` writes more rows of the same file in that same commit (the open-transaction row, so a kill can
+        never leave a queued event and the station's record of its transaction disagreeing). ``reference_field``:
+        as for ``enqueue`` (a 1.6 StopTransaction or MeterValues gets its transactionId there at send time).
+        """
+        return self._append(action, build, transaction_ref, offline, droppable, reference_field, True, also)
 
     def _append(self, action: str, build: Callable[[int], JsonObject], transaction_ref: str | None, offline: bool,
-                droppable: bool, reference_field: str | None, numbered: bool) -> QueuedMessage:
+                droppable: bool, reference_field: str | None, numbered: bool,
+                also: Callable[[sqlite3.Connection], None] | None = None) -> QueuedMessage:
         """Insert one message (and bump its seqNo counter when ``numbered``), make room, notify listeners."""
         if not isinstance(action, str) or not action:
             raise ValueError(f"action must be a non-empty string, not {action!r}")
@@ -121,6 +130,8 @@ class MessageQueue:
                 "offline, droppable, enqueued_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (message_id, action, text, transaction_ref, seq_no, reference_field, int(offline), int(droppable), at),
             ).lastrowid
+            if also is not None:
+                also(db)
             dropped, count, thin_after = self._make_room(db)
         self._thin_after = thin_after
         for victim in dropped:
@@ -316,37 +327,18 @@ class MessageQueue:
     @contextlib.contextmanager
     def _write(self, what: str, relaxed: bool = False) -> Iterator[sqlite3.Connection]:
         """BEGIN IMMEDIATE .. COMMIT (``relaxed``: synchronous=NORMAL for this one); errors roll back, QueueError."""
-        db = self._conn()
-        try:
-            if relaxed:
-                db.execute("PRAGMA synchronous=NORMAL")
-            db.execute("BEGIN IMMEDIATE")
+        with write(self._conn(), self.path, what, QueueError, relaxed=relaxed, failed=self._failed) as db:
             yield db
-            db.execute("COMMIT")
-        except (sqlite3.Error, OSError) as exc:
-            self._rollback(db)
-            if self.fault is None:
-                log.error("%s: message queue cannot write (%s); messages are kept by the caller until it can",
-                          self.path, exc)
-            self.fault = str(exc)
-            raise QueueError(f"{self.path}: cannot {what}: {exc}") from exc
-        except BaseException:
-            self._rollback(db)
-            raise
-        finally:
-            if relaxed:
-                with contextlib.suppress(sqlite3.Error):
-                    db.execute("PRAGMA synchronous=FULL")
         if self.fault is not None:
             log.warning("%s: message queue writable again (the outage was: %s)", self.path, self.fault)
             self.fault = None
 
-    @staticmethod
-    def _rollback(db: sqlite3.Connection) -> None:
-        """Roll back if SQLite has not done so already (e.g. after SQLITE_FULL)."""
-        if db.in_transaction:
-            with contextlib.suppress(sqlite3.Error):
-                db.execute("ROLLBACK")
+    def _failed(self, exc: Exception) -> None:
+        """A write failed: log the outage when it starts (not on every failed call) and keep why in ``fault``."""
+        if self.fault is None:
+            log.error("%s: message queue cannot write (%s); messages are kept by the caller until it can",
+                      self.path, exc)
+        self.fault = str(exc)
 
     def close(self) -> None:
         """Close the database (idempotent)."""

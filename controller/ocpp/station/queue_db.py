@@ -1,28 +1,25 @@
-"""The message queue's SQLite file: its tables, opening or making it, refusing a file that is not ours, row formats.
+"""The message queue's tables in the station's SQLite file, the checks that guard them, and their row formats.
 
 Kept apart from the queue's behaviour (order, bounds, seqNo, references, attempts: controller.ocpp.station.queue)
 so that the on-disk layout and the checks that guard it are read and changed in one place, as variable_db is for
 the configuration store.
 
-One SQLite file, possibly shared with other OCPP tables (ours are ``ocpp_queue*``, ``CREATE TABLE IF NOT EXISTS``).
-WAL with ``synchronous=FULL``: a commit is durable against power loss once it returns, costs one fsync of the log
-(DELETE mode syncs journal, database and directory: slower, and more wear on a Pi's SD card), and other connections
-to the shared file keep reading while the queue writes. A missing file is built under a temporary name and
-hard-linked into place (a crash leaves no half-made file; one made meanwhile by another part of the station is
-used, never replaced); an existing 0-byte file is refused, never taken as an empty queue. So is a corrupt file, a
-schema version this program does not read, and a table of ours whose columns are not the ones expected.
+One SQLite file, possibly shared with other OCPP tables (ours are ``ocpp_queue*``, ``CREATE TABLE IF NOT EXISTS``),
+opened, made and written as controller.ocpp.station.ocpp_db does for every store (WAL, ``synchronous=FULL``, a new
+file linked into place, a 0-byte file refused, never taken as an empty queue). Refused too: a corrupt file, a schema
+version this program does not read, and a table of ours whose columns are not the ones expected.
 """
 
 from __future__ import annotations
 
 import copy
 import json
-import os
 import sqlite3
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from controller.ocpp.station.ocpp_db import Layout
 
 SCHEMA_VERSION = 1
 
@@ -116,59 +113,18 @@ class DeadLetter:
     dead_at: str
 
 
-def open_db(path: Path, busy_timeout_s: float) -> sqlite3.Connection:
-    """Open (or make) the queue's database, checked and ready (see the module docstring); QueueError if unusable."""
-    if path.is_dir():
-        raise QueueError(f"{path}: is a directory, not a message queue database")
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        _create(path)
-    elif path.stat().st_size == 0:
-        raise QueueError(
-            f"{path}: is an empty file (0 bytes), not a message queue database; refusing to take it as an "
-            "empty queue (a lost queue must not look like an empty one): move it away to start afresh"
-        )
-    try:
-        db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=busy_timeout_s)
-    except sqlite3.Error as exc:
-        raise QueueError(f"{path}: cannot open the message queue database: {exc}") from exc
-    try:
-        _open(path, db)
-    except (sqlite3.Error, QueueError) as exc:
-        db.close()
-        if isinstance(exc, QueueError):
-            raise
-        raise QueueError(f"{path}: not a usable message queue database: {exc}") from exc
-    return db
-
-
-def _open(path: Path, db: sqlite3.Connection) -> None:
-    """Check integrity, set WAL + synchronous=FULL, add our tables if missing, refuse a layout we do not know."""
-    check = db.execute("PRAGMA quick_check").fetchone()[0]
-    if check != "ok":
-        raise QueueError(f"{path}: database is corrupt ({check})")
-    mode = db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-    if str(mode).lower() != "wal":
-        raise QueueError(f"{path}: cannot switch to the WAL journal (got {mode})")
-    db.execute("PRAGMA synchronous=FULL")
-    try:
-        db.executescript(f"BEGIN IMMEDIATE; {_SCHEMA} COMMIT;")
-    except sqlite3.Error:
-        if db.in_transaction:
-            db.execute("ROLLBACK")
-        raise
+def _check_version(path: Path, db: sqlite3.Connection) -> None:
+    """Refuse a queue whose schema version this program does not read."""
     version = db.execute("SELECT value FROM ocpp_queue_meta WHERE key = 'schema_version'").fetchone()[0]
     if version != str(SCHEMA_VERSION):
         raise QueueError(f"{path}: message queue schema version {version}, this program reads {SCHEMA_VERSION}")
-    for table in ("ocpp_queue", "ocpp_queue_dead"):
-        columns = tuple(r[1] for r in db.execute(f"PRAGMA table_info({table})"))
-        expected = _COLUMNS if table == "ocpp_queue" else (*_COLUMNS, "reason", "dead_at")
-        if columns != expected:
-            raise QueueError(
-                f"{path}: table {table} has columns ({', '.join(columns)}), this program expects "
-                f"({', '.join(expected)}); refusing to use it"
-            )
-    db.executescript(_INDEXES)
+
+
+LAYOUT = Layout(
+    QueueError, _SCHEMA, {"ocpp_queue": _COLUMNS, "ocpp_queue_dead": (*_COLUMNS, "reason", "dead_at")},
+    indexes=_INDEXES, check=_check_version, quick_check=True, name="message queue database", article="a",
+    empty_as="an empty queue (a lost queue must not look like an empty one)",
+)
 
 
 def dump_payload(payload: JsonObject) -> str:
@@ -203,40 +159,3 @@ def move_to_dead(db: sqlite3.Connection, position: int, reason: str) -> None:
     """Move one row, as stored, from ocpp_queue to ocpp_queue_dead with ``reason`` (inside the caller's transaction)."""
     db.execute(_MOVE_TO_DEAD, (reason, position))
     db.execute("DELETE FROM ocpp_queue WHERE position = ?", (position,))
-
-
-def _create(path: Path) -> None:
-    """Make a new queue database at ``path``: built under a unique temporary name, synced, hard-linked into place."""
-    temp = path.with_name(f"{path.name}.{uuid.uuid4().hex}.new")
-    try:
-        db = sqlite3.connect(temp, isolation_level=None)
-        try:
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=FULL")
-            db.executescript(f"BEGIN IMMEDIATE; {_SCHEMA} {_INDEXES} COMMIT;")
-            db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        finally:
-            db.close()  # the last connection checkpoints the WAL into the file
-        _fsync(temp)
-        try:
-            os.link(temp, path)  # fails if the file appeared meanwhile: then that one is used, never replaced
-        except FileExistsError:
-            pass
-        except OSError:  # a file system without hard links
-            if not path.exists():
-                os.replace(temp, path)
-        _fsync(path.parent)  # the new name is durable too
-    except (OSError, sqlite3.Error) as exc:
-        raise QueueError(f"{path}: cannot create the message queue database: {exc}") from exc
-    finally:
-        for leftover in (temp, temp.with_name(temp.name + "-wal"), temp.with_name(temp.name + "-shm")):
-            leftover.unlink(missing_ok=True)
-
-
-def _fsync(path: Path) -> None:
-    """Flush a file (or a directory's entries) to the disk."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -49,6 +49,26 @@ def all_statuses(evses: Iterable[Mapping[str, Any]]) -> dict[tuple[int, int], Co
     return {(int(evse["id"]), int(c["id"])): connector_status(evse, c) for evse in evses for c in evse["connectors"]}
 
 
+_RANK = (ConnectorStatus.FAULTED, ConnectorStatus.UNAVAILABLE, ConnectorStatus.OCCUPIED, ConnectorStatus.RESERVED,
+         ConnectorStatus.AVAILABLE)
+
+
+def evse_availability(statuses: Iterable[ConnectorStatus]) -> ConnectorStatus:
+    """An EVSE's availability from its connectors': the first of Faulted, Unavailable, Occupied, Reserved present
+    (one connector in use or out of order is the whole EVSE's state); Available otherwise."""
+    present = set(statuses)
+    return next((status for status in _RANK if status in present), ConnectorStatus.AVAILABLE)
+
+
+def station_availability(statuses: Iterable[ConnectorStatus]) -> ConnectorStatus:
+    """The station's availability: Faulted or Unavailable only when no connector can serve (every one is out of
+    order: Faulted if every one is faulted), else Available."""
+    present = set(statuses)
+    if present and present <= {ConnectorStatus.FAULTED, ConnectorStatus.UNAVAILABLE}:
+        return ConnectorStatus.FAULTED if present == {ConnectorStatus.FAULTED} else ConnectorStatus.UNAVAILABLE
+    return ConnectorStatus.AVAILABLE
+
+
 class StatusTracker:
     """What the CSMS was last told about each connector, so only changes are sent (and all after a reconnect)."""
 

@@ -189,11 +189,16 @@ class TransactionTracker:
     """Decides the transaction events of every EVSE from successive status entries."""
 
     def __init__(self, start_points: Callable[[], Iterable[TxPoint]], stop_points: Callable[[], Iterable[TxPoint]],
-                 *, new_id: Callable[[], str] = lambda: str(uuid.uuid4())) -> None:
-        """``start_points``/``stop_points`` are read at each observation (TxCtrlr variables may change)."""
+                 *, new_id: Callable[[], str] = lambda: str(uuid.uuid4()), all_start_points: bool = False) -> None:
+        """``start_points``/``stop_points`` are read at each observation (TxCtrlr variables may change).
+
+        ``all_start_points``: a transaction starts once EVERY start point holds (OCPP 1.6: the cable plugged in
+        and the token authorized, in either order), instead of when any one of them becomes true (2.0.1).
+        """
         self._start_points = start_points
         self._stop_points = stop_points
         self._new_id = new_id
+        self._all_start_points = all_start_points
         self._evses: dict[int, _Evse] = {}
 
     # ------------------------------------------------------------ what the station tells the tracker
@@ -263,8 +268,12 @@ class TransactionTracker:
             if engaged_before and not now.authorized and not now.ev_connected:
                 pending.token = pending.group = pending.reservation_id = pending.remote_start_id = None
             pending.stop = None if not now.authorized else pending.stop
-            started = [p for p in self._start_points() if now.holds(p) and (before is None or not before.holds(p))]
-            return [self._start(evse, evse_id, connector_id, now, started[0])] if started else []
+            points = list(self._start_points())
+            started = [p for p in points if now.holds(p) and (before is None or not before.holds(p))]
+            if self._all_start_points and not all(now.holds(p) for p in points):
+                return []  # 1.6: the last of the points to become true starts it (it is the one named)
+            return [self._start(evse, evse_id, connector_id, now, started[-1 if self._all_start_points else 0])
+                    ] if started else []
         return self._follow(evse, now)
 
     def _start(self, evse: _Evse, evse_id: int, connector_id: int, now: Conditions, point: TxPoint) -> TxEvent:
@@ -291,8 +300,13 @@ class TransactionTracker:
         pending = evse.pending
         events: list[TxEvent] = []
         if now.authorized and not tx.token_sent and pending.token is not None:
-            tx = replace(tx, id_token=pending.token, group_id_token=pending.group, token_sent=True)
-            events.append(TxEvent(TxEventKind.UPDATED, tx, Trigger.AUTHORIZED, include_token=True))
+            # a remote start on a transaction the cable started (F01): this event names it, with its id (F01.FR.25)
+            remote = pending.remote_start_id
+            tx = replace(tx, id_token=pending.token, group_id_token=pending.group, token_sent=True,
+                         remote_start_id=tx.remote_start_id if remote is None else remote)
+            pending.remote_start_id = None
+            trigger = Trigger.AUTHORIZED if remote is None else Trigger.REMOTE_START
+            events.append(TxEvent(TxEventKind.UPDATED, tx, trigger, include_token=True))
         if now.ev_connected and not tx.ev_connected:
             tx = replace(tx, ev_connected=True)
             events.append(TxEvent(TxEventKind.UPDATED, tx, Trigger.CABLE_PLUGGED_IN))

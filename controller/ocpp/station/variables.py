@@ -25,7 +25,8 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from controller.ocpp.station.variable_db import VariableStoreError, open_db, read_rows, write_row
+from controller.ocpp.station.ocpp_db import open_tables, write
+from controller.ocpp.station.variable_db import LAYOUT, VariableStoreError, read_rows, write_row
 from controller.ocpp.station.variable_types import (
     ACTUAL,
     DataType,
@@ -82,7 +83,7 @@ class VariableStore:
         self._readers: dict[FoldedKey, Callable[[], str]] = {}
         self._listeners: list[ChangeCallback] = []
         self._lock = threading.RLock()
-        self._db = open_db(self.path, busy_timeout_s)
+        self._db = open_tables(self.path, busy_timeout_s, LAYOUT)
         try:
             self._load()
         except sqlite3.Error as exc:
@@ -346,12 +347,15 @@ class VariableStore:
 
     def _persist(self, definition: VariableDef, value: str) -> None:
         """Commit one row durably; VariableStoreError (nothing changed) if the disk or SQLite refuses."""
-        try:
-            write_row(self._db, definition, value)
-        except (sqlite3.Error, OSError) as exc:
+        label = definition.key.label()
+
+        def failed(exc: Exception) -> None:
+            """Say that the value was not stored (before VariableStoreError is raised)."""
             log.error("OCPP variable %s: cannot store a new value in %s (%s); it keeps its old value",
-                      definition.key.label(), self.path, exc)
-            raise VariableStoreError(f"{self.path}: cannot store {definition.key.label()}: {exc}") from exc
+                      label, self.path, exc)
+
+        with write(self._db, self.path, f"store {label}", VariableStoreError, failed=failed) as db:
+            write_row(db, definition, value)
 
     def _load(self) -> None:
         """Take the stored values of the persistent variables; an invalid one is reported and left on disk."""

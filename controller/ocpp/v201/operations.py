@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from ocpp.v201 import call, call_result
@@ -18,7 +19,7 @@ from ocpp.v201 import call, call_result
 from controller.core.parsing import FormatError
 from controller.core.store import StoreError
 from controller.core.types import ReservationCheck, ReservationCheckStatus, ReservationResult
-from controller.ocpp.station.status import HOLDING_PHASES, all_statuses
+from controller.ocpp.station.status import HOLDING_PHASES, all_statuses, evse_availability, station_availability
 from controller.ocpp.station.transactions import StopReason, Trigger
 from controller.ocpp.v201.convert import reservation_from_reserve_now, status_info
 from controller.ocpp.v201.device_model import ReportBuilder
@@ -52,6 +53,54 @@ class Operations:
         self._scheduled_availability: dict[int, bool] = {}
         self._reset_pending: str | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._bind_live_values()
+
+    # ------------------------------------------------------------ live values of the device model (B06, B07)
+
+    def _bind_live_values(self) -> None:
+        """Variables read from the station as it is now, for GetVariables and the reports: the clock, the power of
+        each EVSE, and the availability (the StatusNotification status) and problems of the station, each EVSE and
+        each connector."""
+        bind = self.variables.bind
+        bind("ClockCtrlr", "DateTime", lambda: self.clock.timestamp())
+        bind("ChargingStation", "AvailabilityState",
+             lambda: station_availability(all_statuses(self._evses()).values()).value)
+        bind("ChargingStation", "Problem", lambda: _bool(any(e["faults"] for e in self._evses())))
+        for entry in self._evses():
+            evse_id = int(entry["id"])
+            bind("EVSE", "AvailabilityState", partial(self._evse_availability, evse_id), evse_id=evse_id)
+            bind("EVSE", "Problem", partial(self._evse_problem, evse_id), evse_id=evse_id)
+            bind("EVSE", "Power", partial(self._evse_power, evse_id), evse_id=evse_id)
+            for connector in entry["connectors"]:
+                connector_id = int(connector["id"])
+                bind("Connector", "AvailabilityState", partial(self._connector_availability, evse_id, connector_id),
+                     evse_id=evse_id, connector_id=connector_id)
+
+    def _evses(self) -> list[dict[str, Any]]:
+        """Every EVSE's entry of the status document now."""
+        return list(self.charger.status()["evses"])
+
+    def _evse(self, evse_id: int) -> dict[str, Any]:
+        """One EVSE's entry of the status document now."""
+        return next(e for e in self._evses() if e["id"] == evse_id)
+
+    def _evse_availability(self, evse_id: int) -> str:
+        """An EVSE's AvailabilityState from its connectors' statuses."""
+        statuses = all_statuses([self._evse(evse_id)])
+        return evse_availability(statuses.values()).value
+
+    def _connector_availability(self, evse_id: int, connector_id: int) -> str:
+        """A connector's AvailabilityState: its StatusNotification status."""
+        return all_statuses([self._evse(evse_id)])[(evse_id, connector_id)].value
+
+    def _evse_problem(self, evse_id: int) -> str:
+        """An EVSE's Problem: it has a fault."""
+        return _bool(bool(self._evse(evse_id)["faults"]))
+
+    def _evse_power(self, evse_id: int) -> str:
+        """An EVSE's power now (W, decimal), 0 without a reading."""
+        power = self._evse(evse_id).get("power_w")
+        return str(round(max(float(power), 0.0), 1)) if power is not None else "0"
 
     # ------------------------------------------------------------ reservations (H01-H04)
 
@@ -327,6 +376,11 @@ class Operations:
     def data_transfer(self, vendor_id: str) -> Any:
         """P01: this station knows no vendor extensions."""
         return call_result.DataTransfer(status="UnknownVendorId")
+
+
+def _bool(value: bool) -> str:
+    """OCPP's spelling of a boolean value."""
+    return "true" if value else "false"
 
 
 _RESERVE_STATUS = {

@@ -184,7 +184,8 @@ class Station201:
         cp = self._cp
         if cp is None:
             raise ConnectionClosed(None, None)
-        return await cp.call(payload, suppress=False, unique_id=unique_id)
+        # validated once already, against the OCA schema, when it was written to the queue (off the loop)
+        return await cp.call(payload, suppress=False, unique_id=unique_id, skip_schema_validation=True)
 
     async def _boot(self, cp: ChargePoint201, reader: asyncio.Task[None]) -> None:
         """B01-B03: BootNotification until Accepted, waiting the CSMS's interval after Pending or Rejected."""

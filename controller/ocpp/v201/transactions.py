@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from controller.ocpp.station.transactions import TxEvent, TxEventKind
+from controller.ocpp.station.transactions import Trigger, TxEvent, TxEventKind
 
 ENERGY = "Energy.Active.Import.Register"
 POWER = "Power.Active.Import"
@@ -54,8 +54,8 @@ def transaction_event(event: TxEvent, evse: Mapping[str, Any], *, timestamp: str
     info: dict[str, Any] = {"transaction_id": tx.transaction_id, "charging_state": tx.charging_state.value}
     if event.kind is TxEventKind.ENDED and event.stop_reason is not None:
         info["stopped_reason"] = event.stop_reason.value
-    if event.kind is TxEventKind.STARTED and tx.remote_start_id is not None:
-        info["remote_start_id"] = tx.remote_start_id
+    if tx.remote_start_id is not None and (event.kind is TxEventKind.STARTED or event.trigger is Trigger.REMOTE_START):
+        info["remote_start_id"] = tx.remote_start_id  # the event the remote start caused (F01.FR.25, F02.FR.01)
     payload: dict[str, Any] = {
         "event_type": event.kind.value,
         "timestamp": timestamp,

@@ -14,10 +14,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from ocpp.charge_point import remove_nones, snake_to_camel_case
+from ocpp.messages import MessageType, get_validator
 from ocpp.v201 import call
 from websockets.exceptions import ConnectionClosed
 
@@ -205,19 +208,37 @@ class TransactionFlow:
         while self.ready.is_set() and self.queue.pending_count() > 0 and loop.time() < deadline:
             await asyncio.sleep(0.05)
 
+    @staticmethod
+    def _check_schema(action: str, payload: dict[str, Any]) -> None:
+        """Validate a payload against its OCA schema here, in the writer's thread, once: the sender then skips the
+        library's validation of every attempt (a third of a message's cost, on the loop's side of the GIL). A
+        payload that does not fit is a bug of ours: logged, and queued anyway (the CSMS will say what it thinks)."""
+        validator = get_validator(MessageType.Call, action, "2.0.1")
+        for error in validator.iter_errors(snake_to_camel_case(remove_nones(payload))):
+            log.error("%s does not fit its schema (%s); queued anyway", action, error.message)
+            break
+
     def _write(self, event: TxEvent | str, payload: dict[str, Any]) -> None:
-        """One event into the queue with its seqNo, then the open-transaction row (in the writer's thread)."""
+        """One event into the queue with its seqNo and the open-transaction row, in ONE commit (writer's thread):
+        a kill can never leave a queued Started without its open row (never ended) or an Ended with one (ended
+        twice)."""
         if isinstance(event, str):
+            self._check_schema(event, payload)
             self.queue.enqueue(event, payload)
             return
         tx = event.transaction
+        self._check_schema("TransactionEvent", {**payload, "seq_no": 0})
+
+        def record_open(db: sqlite3.Connection) -> None:
+            if event.kind is TxEventKind.ENDED:
+                OpenTransactionStore.remove_in(db, tx.evse_id)
+            else:
+                OpenTransactionStore.save_in(db, tx)
+
         self.queue.enqueue_transaction_event(tx.transaction_id, lambda seq_no: {**payload, "seq_no": seq_no},
                                              offline=bool(payload.get("offline")),
-                                             droppable=event.trigger is Trigger.METER_VALUE_PERIODIC)
-        if event.kind is TxEventKind.ENDED:
-            self.open_store.remove(tx.evse_id)
-        else:
-            self.open_store.save(tx)
+                                             droppable=event.trigger is Trigger.METER_VALUE_PERIODIC,
+                                             also=record_open)
 
     # ------------------------------------------------------------ delivery
 

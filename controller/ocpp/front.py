@@ -17,12 +17,13 @@ from pathlib import Path
 
 from controller.config.ocpp_model import OcppConfig
 from controller.core.types import ConnectorType
+from controller.ocpp.station.session import firmware_version
 from controller.ocpp.station.variables import VariableStore
 from controller.ocpp.v16.configuration import definitions16
 from controller.ocpp.v16.station import Station16
 from controller.ocpp.v201.convert import ocpp_connector_type
 from controller.ocpp.v201.device_model import definitions
-from controller.ocpp.v201.station import Station201, firmware_version
+from controller.ocpp.v201.station import Station201
 from controller.port.charger import Charger
 
 log = logging.getLogger("controller.ocpp")

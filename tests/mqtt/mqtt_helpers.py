@@ -56,10 +56,12 @@ class Watcher:
 
     async def __aenter__(self) -> Watcher:
         """Connect, subscribe and start recording."""
-        self._client = aiomqtt.Client("127.0.0.1", self.port, username=self.username, password=self.password)
-        await self._client.__aenter__()
-        for topic in self.topics:
-            await self._client.subscribe(topic, 1)
+        self._client = aiomqtt.Client("127.0.0.1", self.port, username=self.username, password=self.password,
+                                      timeout=WAIT_S)
+        async with asyncio.timeout(WAIT_S):
+            await self._client.__aenter__()
+            for topic in self.topics:
+                await self._client.subscribe(topic, 1)
         self._task = asyncio.create_task(self._record(self._client))
         return self
 
@@ -70,8 +72,9 @@ class Watcher:
             with contextlib.suppress(asyncio.CancelledError, aiomqtt.MqttError):
                 await self._task
         if self._client is not None:
-            with contextlib.suppress(aiomqtt.MqttError):
-                await self._client.__aexit__(None, None, None)
+            with contextlib.suppress(aiomqtt.MqttError, TimeoutError):
+                async with asyncio.timeout(WAIT_S):
+                    await self._client.__aexit__(None, None, None)
 
     async def _record(self, client: aiomqtt.Client) -> None:
         """Keep every message that arrives, and wake the waiters."""
@@ -123,7 +126,8 @@ class Watcher:
     async def publish(self, topic: str, payload: str | bytes, *, retain: bool = False) -> None:
         """Publish as a client would (QoS 1)."""
         assert self._client is not None
-        await self._client.publish(topic, payload, 1, retain=retain)
+        async with asyncio.timeout(WAIT_S):  # a PUBACK that never comes fails the test instead of hanging it
+            await self._client.publish(topic, payload, 1, retain=retain)
 
     async def request(self, topic: str, payload: str | bytes, answer_topic: str, *, retain: bool = False
                       ) -> dict[str, Any]:

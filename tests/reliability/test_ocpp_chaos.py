@@ -222,7 +222,10 @@ class Chaos:
         kill = Kill(len(self.kills), time.monotonic(), kind, max((c.serial for c in self.csms.connections), default=0),
                     held_reservation=None if self.reservation_uncertain else self.held_reservation)
         for session in self.current.values():
-            if session is not None and session.verdict is not None and not session.done:
+            # the first kill that cuts a session ends its transaction (PowerLoss after that restart); a later kill
+            # while the test still drives the same session must not move the blame (its end arrived before it)
+            if session is not None and session.verdict is not None and not session.done \
+                    and session.cut_at_kill is None:
                 session.cut_at_kill = kill.index
         daemon.proc.send_signal(signal.SIGKILL)
         await asyncio.to_thread(daemon.proc.wait, 30)

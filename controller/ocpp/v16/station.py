@@ -15,22 +15,17 @@ controller.ocpp.v16.operations.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from ocpp.v16 import call
-from websockets.asyncio.client import ClientConnection
-from websockets.exceptions import ConnectionClosed
 
 from controller.config.ocpp_model import OcppConfig
-from controller.core.parsing import FormatError, parse_rfc3339
 from controller.ocpp.station.clock import StationClock
-from controller.ocpp.station.connection import Backoff, CsmsConnection
-from controller.ocpp.station.outbox import CallFailed, Outbox
-from controller.ocpp.station.transactions import StopReason, Trigger, TxEventKind
+from controller.ocpp.station.session import FIRMWARE_MAX, StationSession, firmware_version
+from controller.ocpp.station.transactions import TxEventKind
 from controller.ocpp.station.variable_types import VariableDef, VariableKey
 from controller.ocpp.station.variables import VariableStore
 from controller.ocpp.v16.authority import Authority16
@@ -39,19 +34,21 @@ from controller.ocpp.v16.operations import Operations16
 from controller.ocpp.v16.status import Report, StatusTracker16, connector_numbers, connector_report, station_report
 from controller.ocpp.v16.tx_flow import TransactionFlow16
 from controller.ocpp.wire import OCPPError
-from controller.port.charger import Charger, TokenVerdict
+from controller.port.charger import Charger
 
 log = logging.getLogger("controller.ocpp")
 
 SUBPROTOCOL = "ocpp1.6"
-BOOT_RETRY_DEFAULT_S = 30  # BootNotification retry when the CSMS gives interval 0 with Pending/Rejected
 MAX_HEARTBEAT_S = 86_400  # HeartbeatInterval's limit; a larger interval from the CSMS is ignored
-VENDOR_MAX, MODEL_MAX, SERIAL_MAX, FIRMWARE_MAX = 20, 20, 25, 50  # BootNotification field lengths
+VENDOR_MAX, MODEL_MAX, SERIAL_MAX = 20, 20, 25  # BootNotification field lengths
 _HEARTBEAT = VariableKey("OCPPCommCtrlr", "HeartbeatInterval").folded()
 
 
-class Station16:
+class Station16(StationSession[ChargePoint16, TransactionFlow16, StatusTracker16]):
     """An OCPP 1.6J charge point in front of the controller's port."""
+
+    call_error = OCPPError
+    cp_during_boot = True  # a CALL from the CSMS while booting is answered by this connection's charge point
 
     def __init__(self, charger: Charger, config: OcppConfig, variables: VariableStore, db_path: Path,
                  clock: StationClock | None = None, *, on_reset: Callable[[str], None] | None = None) -> None:
@@ -61,31 +58,15 @@ class Station16:
         ``on_reset`` is called (after the answer, transactions ended) with the reset type, Hard or Soft; the daemon
         restarts the process then. Without it a Reset is Rejected.
         """
-        self.charger = charger
-        self.config = config
-        self.station_id = config.station_id
-        self.variables = variables
-        self.clock = clock or StationClock()
-        self.outbox = Outbox()
         self.connectors = connector_numbers(charger.status()["evses"])  # connectorId -> (EVSE id, connector id)
         self.connector_ids = {pair: number for number, pair in self.connectors.items()}
-        self.transactions = TransactionFlow16(charger, variables, self.clock, db_path,
-                                              connector_of=lambda e, c: self.connector_ids[(e, c)])
-        self._tracker = StatusTracker16()
+        super().__init__(charger, config, variables, clock, SUBPROTOCOL, peer=ChargePoint16, statuses=StatusTracker16(),
+                         transactions=lambda c: TransactionFlow16(charger, variables, c, db_path,
+                                                                  connector_of=lambda e, n: self.connector_ids[(e, n)]))
         self._finished: set[int] = set()  # EVSEs whose transaction ended with the plug still in (Finishing)
-        self.accepted = False
         self.boot_reason = "PowerUp"  # 1.6 BootNotification has no reason; kept for the front's interface
-        self._cp: ChargePoint16 | None = None
-        self._status_pending = False
         self._heartbeat_changed = asyncio.Event()
-        self._unsubscribe: Callable[[], None] | None = None
         self._unwatch: Callable[[], None] | None = None
-        self._task: asyncio.Task[None] | None = None
-        self.connection = CsmsConnection(
-            config.endpoint, SUBPROTOCOL, station_id=config.station_id, password=self._password,
-            ca_file=config.ca_file, backoff=Backoff(config.reconnect_min_s, config.reconnect_max_s),
-            ping_interval_s=self._ping_interval,
-        )
         self.operations = Operations16(self, on_reset)
         self.authority = Authority16(self, db_path)
 
@@ -96,7 +77,6 @@ class Station16:
         await self.transactions.start(self._call_with_id, self.authority.transaction_answer)
         for evse in self.charger.status()["evses"]:
             self.transactions.observe(evse)
-        self._unsubscribe = self.charger.events.subscribe(self._on_event)
         loop = asyncio.get_running_loop()
 
         def changed(definition: VariableDef, _: str) -> None:
@@ -105,92 +85,19 @@ class Station16:
                 loop.call_soon_threadsafe(self._heartbeat_changed.set)
 
         self._unwatch = self.variables.on_change(changed)
-        self.charger.set_token_authority(self.authority)
-        self._task = asyncio.ensure_future(self.connection.run(self._session))
+        self._connect(self.charger.events.subscribe(self._on_event), self.authority)
 
     async def stop(self) -> None:
         """Close the connection and stop asking the CSMS about tokens."""
-        self.charger.set_token_authority(None)
-        for undo in (self._unsubscribe, self._unwatch):
-            if undo is not None:
-                undo()
-        self._unsubscribe = self._unwatch = None
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
-            self._task = None
+        if self._unwatch is not None:
+            self._unwatch()
+            self._unwatch = None
+        await self._stop_connection()
         await self.operations.stop()
         await self.transactions.stop()
         self.authority.close()
 
-    @property
-    def online(self) -> bool:
-        """Connected and accepted by the CSMS: messages may be sent."""
-        return self.connection.online.is_set() and self.accepted and self._cp is not None
-
-    def _password(self) -> str | None:
-        """The Basic auth password: AuthorizationKey once the CSMS set one, else the configured one."""
-        if self.config.security_profile == 0:
-            return None
-        stored = self.variables.str_value("SecurityCtrlr", "BasicAuthPassword")
-        return stored or self.config.password
-
-    def _ping_interval(self) -> float | None:
-        """WebSocket ping interval from WebSocketPingInterval (0: no pings)."""
-        seconds = self.variables.int_value("OCPPCommCtrlr", "WebSocketPingInterval")
-        return float(seconds) if seconds > 0 else None
-
     # ------------------------------------------------------------ one connection
-
-    async def _session(self, websocket: ClientConnection) -> None:
-        """Boot if not yet accepted, report every connector, then send, beat and answer until it closes."""
-        timeout = float(self.variables.int_value("OCPPCommCtrlr", "MessageTimeout", variable_instance="Default"))
-        cp = ChargePoint16(self, websocket, timeout)
-        reader = asyncio.ensure_future(cp.start())
-        tasks: list[asyncio.Task[Any]] = []
-        try:
-            self._cp = cp
-            if not self.accepted:
-                await self._boot(cp, reader)
-            self.transactions.ready.set()
-            self.connection.backoff.reset()
-            self._tracker.forget()
-            self._update_statuses()
-            tasks = [asyncio.ensure_future(self.outbox.drain(self._send)),
-                     asyncio.ensure_future(self._heartbeats())]
-            await reader
-        except ConnectionClosed:
-            pass
-        finally:
-            self._cp = None
-            self.transactions.ready.clear()
-            for task in [*tasks, reader]:
-                task.cancel()
-            for task in [*tasks, reader]:
-                with contextlib.suppress(asyncio.CancelledError, ConnectionClosed, Exception):
-                    await task
-            self.outbox.connection_lost()
-
-    async def _send(self, payload: Any) -> Any:
-        """One CALL on the current connection; CallFailed for a CALLERROR or a timeout."""
-        cp = self._cp
-        if cp is None:
-            raise ConnectionClosed(None, None)
-        try:
-            return await cp.call(payload, suppress=False)
-        except OCPPError as exc:
-            raise CallFailed(f"CALLERROR {type(exc).__name__}: {exc}") from None
-        except TimeoutError:
-            raise CallFailed("no answer in time") from None
-
-    async def _call_with_id(self, payload: Any, unique_id: str) -> Any:
-        """A queued message on the current connection, with its stable unique id, after any answer being sent."""
-        await self.outbox.unheld()
-        cp = self._cp
-        if cp is None or not self.accepted:
-            raise ConnectionClosed(None, None)
-        return await cp.call(payload, suppress=False, unique_id=unique_id)
 
     def boot_request(self) -> Any:
         """The BootNotification: vendor, model, serial number and firmware version (within their lengths)."""
@@ -200,22 +107,6 @@ class Station16:
         if self.config.serial_number:
             info["charge_point_serial_number"] = self.config.serial_number[:SERIAL_MAX]
         return call.BootNotification(**info)
-
-    async def _boot(self, cp: ChargePoint16, reader: asyncio.Task[None]) -> None:
-        """BootNotification until Accepted, waiting the CSMS's interval after Pending or Rejected."""
-        while True:
-            try:
-                answer = await cp.call(self.boot_request(), suppress=False)
-            except (OCPPError, TimeoutError) as exc:
-                log.warning("BootNotification failed (%s); retrying in %d s", type(exc).__name__,
-                            BOOT_RETRY_DEFAULT_S)
-                await _wait_or_closed(reader, BOOT_RETRY_DEFAULT_S)
-                continue
-            if self.boot_answer(answer):
-                return
-            wait = int(answer.interval) if int(answer.interval) > 0 else BOOT_RETRY_DEFAULT_S
-            log.warning("BootNotification %s by the CSMS; retrying in %d s", answer.status, wait)
-            await _wait_or_closed(reader, wait)
 
     def boot_answer(self, answer: Any) -> bool:
         """Take a BootNotification's answer (the time; the heartbeat interval when Accepted); True if Accepted."""
@@ -246,13 +137,6 @@ class Station16:
         """Queue a Heartbeat."""
         self.outbox.put(call.Heartbeat(), on_result=lambda answer: self.learn_time(answer.current_time))
 
-    def learn_time(self, text: str) -> None:
-        """Keep the CSMS's time as the clock offset (only used while the system clock is unsynchronized)."""
-        try:
-            self.clock.learn(parse_rfc3339("currentTime", text))
-        except FormatError as exc:
-            log.warning("the CSMS sent a time we cannot read: %s", exc)
-
     # ------------------------------------------------------------ statuses
 
     def _on_event(self, event: dict[str, Any]) -> None:
@@ -272,28 +156,11 @@ class Station16:
         elif kind == "token":
             self._token_outcome(event)
 
-    def _token_outcome(self, event: dict[str, Any]) -> None:
-        """What a presented token led to, for the transaction it starts or stops."""
-        evse_id, verdict = event.get("evse_id"), event.get("verdict")
-        if not isinstance(evse_id, int):
-            return
-        if verdict == TokenVerdict.RESERVATION_USED and isinstance(event.get("reservation_id"), int):
-            self.transactions.tracker.reservation_used(evse_id, event["reservation_id"])
-        elif verdict == TokenVerdict.STOPPED:
-            self.transactions.tracker.stopping(evse_id, Trigger.STOP_AUTHORIZED, StopReason.LOCAL)
-
     def transaction_ended_here(self, evse_id: int) -> None:
         """A transaction was ended by the station (no session to stop): Finishing while the plug is in."""
         if any(e["id"] == evse_id and e.get("plugged_in") for e in self.charger.status()["evses"]):
             self._finished.add(evse_id)
         self.status_soon()
-
-    def status_soon(self) -> None:
-        """Look at the statuses once the current burst of events is over."""
-        if self._status_pending:
-            return
-        self._status_pending = True
-        asyncio.get_running_loop().call_soon(self._update_statuses)
 
     def reports(self) -> dict[int, Report]:
         """Every connectorId's status now (0: the station)."""
@@ -319,20 +186,3 @@ class Station16:
     def send_status(self, connector_id: int, report: Report) -> None:
         """Queue one StatusNotification."""
         self.outbox.put(call.StatusNotification(**report.payload(connector_id, self.clock.timestamp())))
-
-async def _wait_or_closed(reader: asyncio.Task[None], seconds: float) -> None:
-    """Sleep ``seconds``, but end at once (raising ConnectionClosed) when the connection's reader ends."""
-    done, _ = await asyncio.wait({reader}, timeout=seconds)
-    if done:
-        reader.result()  # raises what ended it
-        raise ConnectionClosed(None, None)
-
-
-def firmware_version() -> str:
-    """The installed charger-controller version (the station's firmware)."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("charger-controller")
-    except PackageNotFoundError:
-        return "unknown"

@@ -19,7 +19,6 @@ After a restart, transactions left open end with reason PowerLoss before anythin
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import sqlite3
 from collections.abc import Callable
@@ -30,12 +29,11 @@ from pathlib import Path
 from typing import Any
 
 from ocpp.v16 import call
-from websockets.exceptions import ConnectionClosed
 
 from controller.ocpp.station.clock import StationClock
-from controller.ocpp.station.delivery import SendOutcome, drain
-from controller.ocpp.station.open_transactions import OpenTransactionError, OpenTransactionStore
-from controller.ocpp.station.queue import MessageQueue, QueuedMessage, QueueError
+from controller.ocpp.station.delivery import SendOutcome
+from controller.ocpp.station.open_transactions import OpenTransactionStore
+from controller.ocpp.station.queue import QueuedMessage
 from controller.ocpp.station.transactions import (
     StopReason,
     Transaction,
@@ -46,7 +44,8 @@ from controller.ocpp.station.transactions import (
     TxPoint,
     conditions,
 )
-from controller.ocpp.station.variable_types import VariableDef, VariableKey
+from controller.ocpp.station.tx_flow import DurableTransactionFlow
+from controller.ocpp.station.variable_types import VariableKey
 from controller.ocpp.station.variables import VariableStore
 from controller.ocpp.v16 import transactions as tx16
 from controller.ocpp.wire import OCPPError
@@ -54,14 +53,10 @@ from controller.port.charger import Charger
 
 log = logging.getLogger("controller.ocpp")
 
-WRITE_RETRY_MIN_S = 0.5  # a queue write the disk refused is tried again after this, doubling
-WRITE_RETRY_MAX_S = 30.0
-STOP_WRITE_WAIT_S = 5.0  # at a stop, messages recorded but not yet stored get this long to reach the disk
 RESTORED_READING_WAIT_S = 10.0  # a transaction left open ends with the meter's first reading after the restart
 READING_POLL_S = 0.1
 POINTS = (TxPoint.EV_CONNECTED, TxPoint.AUTHORIZED)  # 1.6: plugged in and authorized, both start and stop it
-_WATCHED = {VariableKey("SampledDataCtrlr", "TxUpdatedInterval").folded(),
-            VariableKey("AlignedDataCtrlr", "Interval").folded()}
+_WATCHED = (VariableKey("SampledDataCtrlr", "TxUpdatedInterval"), VariableKey("AlignedDataCtrlr", "Interval"))
 
 Answer = Callable[[QueuedMessage, dict[str, Any], Any], None]
 
@@ -80,27 +75,18 @@ class _Write:
     later: Callable[[], dict[str, Any]] | None = None  # build the payload when the writer gets to it (see start)
 
 
-class TransactionFlow16:
+class TransactionFlow16(DurableTransactionFlow[_Write]):
     """Transactions of every connector: tracked, stored durably, delivered in order with their transactionIds."""
 
     def __init__(self, charger: Charger, variables: VariableStore, clock: StationClock, db_path: Path,
                  *, connector_of: Callable[[int, int], int]) -> None:
         """Queue and open transactions live in ``db_path`` (ocpp.db); ``connector_of(evse, connector)`` is the
         1.6 connectorId of a connector."""
-        self.charger = charger
-        self.variables = variables
-        self.clock = clock
-        self.queue = MessageQueue(db_path)
-        self.open_store = OpenTransactionStore(db_path)
-        self.tracker = TransactionTracker(lambda: POINTS, lambda: POINTS, all_start_points=True)
-        self.ready = asyncio.Event()  # connected and accepted: the sender may deliver
+        super().__init__(charger, variables, clock, db_path,
+                         TransactionTracker(lambda: POINTS, lambda: POINTS, all_start_points=True),
+                         calls=call, call_error=OCPPError)
         self._connector_of = connector_of
-        self._writes: asyncio.Queue[_Write] = asyncio.Queue()
-        self._tasks: list[asyncio.Task[None]] = []
-        self._send: Callable[[Any, str], Any] | None = None
         self._on_answer: Answer | None = None
-        self._timing_changed = asyncio.Event()  # MeterValueSampleInterval or ClockAlignedDataInterval was set
-        self._unwatch: Callable[[], None] | None = None
         self._reasons: dict[int, str] = {}  # EVSE -> the 1.6 reason of its next StopTransaction (UnlockCommand...)
         self._begin: dict[str, list[dict[str, Any]]] = {}  # transaction -> its Transaction.Begin meter values
         self._last_wh: dict[int, int] = {}
@@ -115,47 +101,12 @@ class TransactionFlow16:
         """
         self._send = send
         self._on_answer = on_answer
-        try:
-            left_open = await asyncio.to_thread(self.open_store.load)
-        except OpenTransactionError as exc:
-            log.error("%s", exc)
-            left_open = []
-        self.tracker.restore(left_open)
-        for event in self.tracker.end_restored(StopReason.POWER_LOSS):
-            log.warning("transaction %s on EVSE %d was open when the station stopped: ended (PowerLoss)",
-                        event.transaction.transaction_id, event.transaction.evse_id)
+        for event in await self._restore():
             # its meterStop is the meter's first reading after the restart: built when the writer gets to it
             # (waiting for that reading, a few seconds at most), still ahead of everything recorded after it
             self._writes.put_nowait(_Write("StopTransaction", {}, event.transaction.transaction_id, referenced=True,
                                            event=event, later=partial(self._stop_payload, event)))
-        loop = asyncio.get_running_loop()
-
-        def changed(definition: VariableDef, _: str) -> None:
-            """A sampling interval was set: the timers wait the new one, counted from now."""
-            if definition.key.folded() in _WATCHED:
-                loop.call_soon_threadsafe(self._timing_changed.set)
-
-        self._unwatch = self.variables.on_change(changed)
-        self._tasks = [asyncio.ensure_future(self._writer()), asyncio.ensure_future(self._sender()),
-                       asyncio.ensure_future(self._periodic()), asyncio.ensure_future(self._aligned())]
-
-    async def stop(self) -> None:
-        """Store what was recorded (a few seconds at most), stop the tasks (what is stored stays queued for the next
-        run) and close the files."""
-        if self._unwatch is not None:
-            self._unwatch()
-            self._unwatch = None
-        if self._tasks:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._writes.join(), STOP_WRITE_WAIT_S)
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
-        self._tasks = []
-        self.queue.close()
-        self.open_store.close()
+        self._start_tasks(_WATCHED, self._aligned)
 
     # ------------------------------------------------------------ what happens at the EVSEs
 
@@ -166,21 +117,6 @@ class TransactionFlow16:
         for event in events:
             self._record(event, evse)
         return events
-
-    def trigger(self, evse_id: int) -> bool:
-        """TriggerMessage(MeterValues) on a connector with a transaction: its MeterValues (context Trigger)."""
-        tx = self.tracker.open(evse_id)
-        if tx is None:
-            return False
-        self._record(TxEvent(TxEventKind.UPDATED, tx, Trigger.TRIGGER, meter_context="Trigger"), self._evse(evse_id))
-        return True
-
-    def end(self, evse_id: int, trigger: Trigger, reason: StopReason) -> bool:
-        """End the EVSE's transaction now (a remote stop of a transaction without a session to stop)."""
-        events = self.tracker.force_end(evse_id, trigger, reason)
-        for event in events:
-            self._record(event, self._evse(evse_id))
-        return bool(events)
 
     def stop_reason(self, evse_id: int, reason: str) -> None:
         """The EVSE's open transaction, about to end, ends with this 1.6 reason (UnlockCommand, SoftReset...)."""
@@ -264,29 +200,18 @@ class TransactionFlow16:
             log.warning("EVSE %d: no meter reading: the transaction's meter value is sent as 0 Wh", evse_id)
         return self._last_wh.get(evse_id, 0)
 
-    def _evse(self, evse_id: int) -> dict[str, Any]:
-        """The EVSE's status entry now."""
-        return next(e for e in self.charger.status()["evses"] if e["id"] == evse_id)
-
     # ------------------------------------------------------------ durable writes, in order, off the loop
 
-    async def _writer(self) -> None:
-        """Write each message to the queue (with its open-transaction row) in order, retrying a refusing disk."""
-        while True:
-            item = await self._writes.get()
-            if item.later is not None and item.event is not None:
-                await self._reading(item.event.transaction.evse_id, RESTORED_READING_WAIT_S)
-                item = replace(item, payload=item.later(), later=None)
-            wait = WRITE_RETRY_MIN_S
-            while True:
-                try:
-                    await asyncio.to_thread(self._write, item)
-                    break
-                except (QueueError, OpenTransactionError) as exc:
-                    log.error("%s not stored yet (%s); retrying in %.1f s", item.action, exc, wait)
-                    await asyncio.sleep(wait)
-                    wait = min(WRITE_RETRY_MAX_S, wait * 2)
-            self._writes.task_done()
+    async def _prepare(self, item: _Write) -> _Write:
+        """A StopTransaction of a restored transaction is built now, with the meter's first reading (if it comes)."""
+        if item.later is not None and item.event is not None:
+            await self._reading(item.event.transaction.evse_id, RESTORED_READING_WAIT_S)
+            item = replace(item, payload=item.later(), later=None)
+        return item
+
+    def _describe(self, item: _Write) -> str:
+        """The item's action, for the log."""
+        return item.action
 
     async def _reading(self, evse_id: int, within_s: float) -> None:
         """Return once the EVSE's meter has a reading, or after ``within_s``."""
@@ -315,41 +240,11 @@ class TransactionFlow16:
                                              droppable=item.droppable, also=record_open,
                                              reference_field=tx16.REFERENCE_FIELD if item.referenced else None)
 
-    async def flushed(self, within_s: float) -> None:
-        """Return once every recorded message is stored and, while connected, delivered; or after ``within_s``."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + within_s
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._writes.join(), within_s)
-        while self.ready.is_set() and self.queue.pending_count() > 0 and loop.time() < deadline:
-            await asyncio.sleep(0.05)
-
     # ------------------------------------------------------------ delivery
 
-    async def _sender(self) -> None:
-        """Deliver the queue in order while the station is connected and accepted."""
-        await drain(self.queue, self._deliver, online=self.ready,
-                    max_attempts=lambda: self.variables.int_value(
-                        "OCPPCommCtrlr", "MessageAttempts", variable_instance="TransactionEvent"),
-                    retry_interval_s=lambda: float(self.variables.int_value(
-                        "OCPPCommCtrlr", "MessageAttemptInterval", variable_instance="TransactionEvent")))
-
-    async def _deliver(self, message: QueuedMessage) -> SendOutcome:
-        """One transmission of a queued message, with its stable unique id; a StartTransaction's answer gives the
+    def _answered(self, message: QueuedMessage, payload: dict[str, Any], answer: Any) -> SendOutcome:
+        """A delivered Start/StopTransaction's answer goes to ``on_answer``; a StartTransaction's answer gives the
         transactionId that is stored with its delivery."""
-        send = self._send
-        if send is None or not self.ready.is_set():
-            return SendOutcome.offline("not connected")
-        payload = message.payload_to_send()
-        request = getattr(call, message.action)(**payload)
-        try:
-            answer = await send(request, message.message_id)
-        except OCPPError as exc:
-            return SendOutcome.failed(f"CALLERROR {type(exc).__name__}: {exc}")
-        except TimeoutError:
-            return SendOutcome.failed("no answer in time")
-        except ConnectionClosed:
-            return SendOutcome.offline("connection closed")
         if self._on_answer is not None and message.action in ("StartTransaction", "StopTransaction"):
             try:
                 self._on_answer(message, payload, answer)
@@ -362,24 +257,6 @@ class TransactionFlow16:
             log.error("the CSMS answered StartTransaction %s without a transactionId", message.message_id)
         return SendOutcome.delivered()
 
-    async def _wait_timing(self, seconds: float | None) -> bool:
-        """Sleep ``seconds`` (None: until a change); True if a sampling interval changed meanwhile."""
-        try:
-            await asyncio.wait_for(self._timing_changed.wait(), seconds)
-        except TimeoutError:
-            return False
-        self._timing_changed.clear()
-        return True
-
-    async def _periodic(self) -> None:
-        """MeterValues of open transactions every MeterValueSampleInterval (0: none), counted from when it is set."""
-        while True:
-            interval = self.variables.int_value("SampledDataCtrlr", "TxUpdatedInterval")
-            if await self._wait_timing(interval if interval > 0 else None):
-                continue
-            for event in self.tracker.periodic():
-                self._record(event, self._evse(event.transaction.evse_id))
-
     async def _aligned(self) -> None:
         """Clock-aligned MeterValues of every connector every ClockAlignedDataInterval from midnight (0: none)."""
         while True:
@@ -391,11 +268,6 @@ class TransactionFlow16:
             measurands = self.variables.list_value("AlignedDataCtrlr", "Measurands")
             for evse in self.charger.status()["evses"]:
                 self.record_meter_values(evse, measurands, "Sample.Clock")
-
-    def open_transaction(self, evse_id: int) -> Transaction | None:
-        """The EVSE's open transaction."""
-        return self.tracker.open(evse_id)
-
 
 def _until_aligned(now: datetime, interval_s: int) -> float:
     """Seconds from ``now`` to the next multiple of ``interval_s`` after midnight (UTC), at least a millisecond."""

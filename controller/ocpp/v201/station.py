@@ -14,23 +14,19 @@ G01-G04 (status notifications, availability), H01-H04 (reservations), F06 (trigg
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from ocpp.v201 import call, call_result
-from websockets.asyncio.client import ClientConnection
-from websockets.exceptions import ConnectionClosed
 
 from controller.config.ocpp_model import OcppConfig
-from controller.core.parsing import FormatError, parse_rfc3339
 from controller.ocpp.station.auth_types import AuthSettings, Verdict
 from controller.ocpp.station.authorization import AuthorizationStore
 from controller.ocpp.station.clock import StationClock
-from controller.ocpp.station.connection import Backoff, CsmsConnection
-from controller.ocpp.station.outbox import CallFailed, Outbox
+from controller.ocpp.station.outbox import CallFailed
+from controller.ocpp.station.session import StationSession, firmware_version
 from controller.ocpp.station.status import StatusTracker, all_statuses
 from controller.ocpp.station.transactions import StopReason, Trigger
 from controller.ocpp.station.variables import VariableStore
@@ -39,21 +35,23 @@ from controller.ocpp.v201.charge_point import ChargePoint201
 from controller.ocpp.v201.operations import Operations
 from controller.ocpp.v201.tx_flow import TransactionFlow
 from controller.ocpp.wire import OCPPError
-from controller.port.charger import Authorization, Charger, TokenVerdict
+from controller.port.charger import Authorization, Charger
 from drivers.redact import redact_token
 
 log = logging.getLogger("controller.ocpp")
 
 SUBPROTOCOL = "ocpp2.0.1"
 TOKEN_TYPE = "ISO14443"  # a token presented at an EVSE is an RFID card's UID (the issue's interface)
-BOOT_RETRY_DEFAULT_S = 30  # BootNotification retry when the CSMS gives interval 0 with Pending/Rejected
 AUTHORIZE_TIMEOUT_S = 10.0  # an Authorize without an answer by then falls back to the offline rules
 MAX_HEARTBEAT_S = 86_400  # OCPPCommCtrlr.HeartbeatInterval's limit; a larger interval from the CSMS is ignored
 UPDATE_STATUSES = frozenset({"Expired", "Removed"})  # the core's updates that ReservationStatusUpdate carries
 
 
-class Station201:
+class Station201(StationSession[ChargePoint201, TransactionFlow, StatusTracker]):
     """An OCPP 2.0.1 charging station in front of the controller's port."""
+
+    call_error = OCPPError
+    queue_prevalidated = True  # the transaction flow's writer checks each message against its schema
 
     def __init__(self, charger: Charger, config: OcppConfig, variables: VariableStore, db_path: Path,
                  clock: StationClock | None = None, *, on_reset: Callable[[str], None] | None = None) -> None:
@@ -63,31 +61,16 @@ class Station201:
         ``on_reset`` is called (after the answer and once EVSEs are idle for OnIdle) with the reset type; the
         daemon restarts the process then. Without it a Reset is Rejected.
         """
-        self.charger = charger
-        self.config = config
-        self.station_id = config.station_id
-        self.variables = variables
-        self.clock = clock or StationClock()
-        self.outbox = Outbox()
+        super().__init__(charger, config, variables, clock, SUBPROTOCOL, peer=ChargePoint201, statuses=StatusTracker(),
+                         transactions=lambda c: TransactionFlow(charger, variables, c, db_path,
+                                                                online=lambda: self.online))
         self.auth = AuthorizationStore(
             db_path, on_entries=lambda n: variables.set_internal("LocalAuthListCtrlr", "Entries", str(n)))
-        self.transactions = TransactionFlow(charger, variables, self.clock, db_path, online=lambda: self.online)
         # (EVSE, TOKEN) -> group of a remote start accepted without asking the CSMS (AuthorizeRemoteStart off)
         self.remote_authorized: dict[tuple[int, str], str | None] = {}
-        self._tracker = StatusTracker()
-        self.accepted = False
         self._history_until = 0
         self.boot_reason = "PowerUp"  # RemoteReset after a CSMS-ordered reset (controller.ocpp.front)
         self._heartbeat_s = float(config.heartbeat_interval_s)
-        self._cp: ChargePoint201 | None = None
-        self._status_pending = False
-        self._unsubscribe: Callable[[], None] | None = None
-        self._task: asyncio.Task[None] | None = None
-        self.connection = CsmsConnection(
-            config.endpoint, SUBPROTOCOL, station_id=config.station_id, password=self._password,
-            ca_file=config.ca_file, backoff=Backoff(config.reconnect_min_s, config.reconnect_max_s),
-            ping_interval_s=self._ping_interval,
-        )
         self.operations = Operations(self, on_reset)
 
     # ------------------------------------------------------------ lifecycle
@@ -100,119 +83,35 @@ class Station201:
         self._history_until = self.charger.events.last_seq
         for evse in self.charger.status()["evses"]:
             self.transactions.observe(evse)
-        self._unsubscribe = self.charger.events.subscribe(self._on_event, since=0)
-        self.charger.set_token_authority(self)
-        self._task = asyncio.ensure_future(self.connection.run(self._session))
+        self._connect(self.charger.events.subscribe(self._on_event, since=0), self)
 
     async def stop(self) -> None:
         """Close the connection and stop asking the CSMS about tokens."""
-        self.charger.set_token_authority(None)
-        if self._unsubscribe is not None:
-            self._unsubscribe()
-            self._unsubscribe = None
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
-            self._task = None
+        await self._stop_connection()
         await self.transactions.stop()
         self.auth.close()
 
-    @property
-    def online(self) -> bool:
-        """Connected and accepted by the CSMS: messages may be sent."""
-        return self.connection.online.is_set() and self.accepted and self._cp is not None
-
-    def _password(self) -> str | None:
-        """The Basic auth password: SecurityCtrlr.BasicAuthPassword once the CSMS set one, else the configured."""
-        if self.config.security_profile == 0:
-            return None
-        stored = self.variables.str_value("SecurityCtrlr", "BasicAuthPassword")
-        return stored or self.config.password
-
-    def _ping_interval(self) -> float | None:
-        """WebSocket ping interval from OCPPCommCtrlr.WebSocketPingInterval (0: no pings)."""
-        seconds = self.variables.int_value("OCPPCommCtrlr", "WebSocketPingInterval")
-        return float(seconds) if seconds > 0 else None
-
     # ------------------------------------------------------------ one connection
 
-    async def _session(self, websocket: ClientConnection) -> None:
-        """Boot if not yet accepted, report every connector, then send, beat and answer until it closes."""
-        timeout = float(self.variables.int_value("OCPPCommCtrlr", "MessageTimeout", variable_instance="Default"))
-        cp = ChargePoint201(self, websocket, timeout)
-        reader = asyncio.ensure_future(cp.start())
-        tasks: list[asyncio.Task[Any]] = []
-        try:
-            if not self.accepted:
-                await self._boot(cp, reader)
-            self._cp = cp
-            self.transactions.ready.set()
-            self.connection.backoff.reset()
-            self._tracker.forget()
-            self._update_statuses()
-            tasks = [asyncio.ensure_future(self.outbox.drain(self._send)),
-                     asyncio.ensure_future(self._heartbeats())]
-            await reader
-        except ConnectionClosed:
-            pass
-        finally:
-            self._cp = None
-            self.transactions.ready.clear()
-            for task in [*tasks, reader]:
-                task.cancel()
-            for task in [*tasks, reader]:
-                with contextlib.suppress(asyncio.CancelledError, ConnectionClosed, Exception):
-                    await task
-            self.outbox.connection_lost()
-
-    async def _send(self, payload: Any) -> Any:
-        """One CALL on the current connection; CallFailed for a CALLERROR or a timeout."""
-        cp = self._cp
-        if cp is None:
-            raise ConnectionClosed(None, None)
-        try:
-            return await cp.call(payload, suppress=False)
-        except OCPPError as exc:
-            raise CallFailed(f"CALLERROR {type(exc).__name__}: {exc}") from None
-        except TimeoutError:
-            raise CallFailed("no answer in time") from None
-
-    async def _call_with_id(self, payload: Any, unique_id: str) -> Any:
-        """A queued message on the current connection, with its stable unique id, after any answer being sent."""
-        await self.outbox.unheld()
-        cp = self._cp
-        if cp is None:
-            raise ConnectionClosed(None, None)
-        # validated once already, against the OCA schema, when it was written to the queue (off the loop)
-        return await cp.call(payload, suppress=False, unique_id=unique_id, skip_schema_validation=True)
-
-    async def _boot(self, cp: ChargePoint201, reader: asyncio.Task[None]) -> None:
-        """B01-B03: BootNotification until Accepted, waiting the CSMS's interval after Pending or Rejected."""
+    def boot_request(self) -> Any:
+        """B01-B03: the BootNotification, with the reason of this boot."""
         info: dict[str, str] = {"model": self.config.model, "vendor_name": self.config.vendor,
                                 "firmware_version": firmware_version()}
         if self.config.serial_number:
             info["serial_number"] = self.config.serial_number
-        while True:
-            request = call.BootNotification(charging_station=info, reason=self.boot_reason)
-            try:
-                answer = await cp.call(request, suppress=False)
-            except (OCPPError, TimeoutError) as exc:
-                log.warning("BootNotification failed (%s); retrying in %d s", type(exc).__name__,
-                            BOOT_RETRY_DEFAULT_S)
-                await _wait_or_closed(reader, BOOT_RETRY_DEFAULT_S)
-                continue
-            self.learn_time(answer.current_time)
-            interval = int(answer.interval)
-            if answer.status == "Accepted":
-                if 0 < interval <= MAX_HEARTBEAT_S:
-                    self._set_heartbeat(interval)
-                self.accepted = True
-                log.info("BootNotification accepted by the CSMS (heartbeat every %d s)", int(self._heartbeat_s))
-                return
-            wait = interval if interval > 0 else BOOT_RETRY_DEFAULT_S
-            log.warning("BootNotification %s by the CSMS; retrying in %d s", answer.status, wait)
-            await _wait_or_closed(reader, wait)
+        return call.BootNotification(charging_station=info, reason=self.boot_reason)
+
+    def boot_answer(self, answer: Any) -> bool:
+        """Take a BootNotification's answer (the time; the heartbeat interval when Accepted); True if Accepted."""
+        self.learn_time(answer.current_time)
+        if answer.status != "Accepted":
+            return False
+        interval = int(answer.interval)
+        if 0 < interval <= MAX_HEARTBEAT_S:
+            self._set_heartbeat(interval)
+        self.accepted = True
+        log.info("BootNotification accepted by the CSMS (heartbeat every %d s)", int(self._heartbeat_s))
+        return True
 
     def _set_heartbeat(self, seconds: int) -> None:
         """The CSMS's heartbeat interval, kept in OCPPCommCtrlr.HeartbeatInterval."""
@@ -225,13 +124,6 @@ class Station201:
             await asyncio.sleep(self._heartbeat_s)
             self.outbox.put(call.Heartbeat(), on_result=lambda answer: self.learn_time(answer.current_time))
 
-    def learn_time(self, text: str) -> None:
-        """Keep the CSMS's time as the clock offset (only used while the system clock is unsynchronized)."""
-        try:
-            self.clock.learn(parse_rfc3339("currentTime", text))
-        except FormatError as exc:
-            log.warning("the CSMS sent a time we cannot read: %s", exc)
-
     # ------------------------------------------------------------ status (G01)
 
     def _on_event(self, event: dict[str, Any]) -> None:
@@ -240,7 +132,7 @@ class Station201:
         if kind != "reservation_update" and int(event.get("seq", 0)) <= self._history_until:
             return
         if kind in ("evse_state", "evse_reserved"):
-            self._status_soon()
+            self.status_soon()
             if kind == "evse_state":
                 self.transactions.observe(event)
                 self.operations.apply_scheduled_availability(event)
@@ -248,23 +140,6 @@ class Station201:
             self.operations.reservation_update(event)
         elif kind == "token":
             self._token_outcome(event)
-
-    def _token_outcome(self, event: dict[str, Any]) -> None:
-        """What a presented token led to, for the transaction it starts or stops."""
-        evse_id, verdict = event.get("evse_id"), event.get("verdict")
-        if not isinstance(evse_id, int):
-            return
-        if verdict == TokenVerdict.RESERVATION_USED and isinstance(event.get("reservation_id"), int):
-            self.transactions.tracker.reservation_used(evse_id, event["reservation_id"])
-        elif verdict == TokenVerdict.STOPPED:
-            self.transactions.tracker.stopping(evse_id, Trigger.STOP_AUTHORIZED, StopReason.LOCAL)
-
-    def _status_soon(self) -> None:
-        """Look at the statuses once the current burst of events is over."""
-        if self._status_pending:
-            return
-        self._status_pending = True
-        asyncio.get_running_loop().call_soon(self._update_statuses)
 
     def _update_statuses(self) -> None:
         """Send a StatusNotification for every connector whose status changed (all of them after a reconnect)."""
@@ -344,22 +219,3 @@ class Station201:
         """D02: the local list's version (0: none)."""
         settings = AuthSettings.from_variables(self.variables)
         return call_result.GetLocalListVersion(**auth201.get_local_list_version(self.auth, settings=settings))
-
-
-
-async def _wait_or_closed(reader: asyncio.Task[None], seconds: float) -> None:
-    """Sleep ``seconds``, but end at once (raising ConnectionClosed) when the connection's reader ends."""
-    done, _ = await asyncio.wait({reader}, timeout=seconds)
-    if done:
-        reader.result()  # raises what ended it
-        raise ConnectionClosed(None, None)
-
-
-def firmware_version() -> str:
-    """The installed charger-controller version (the station's firmware), at most 50 characters."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("charger-controller")[:50]
-    except PackageNotFoundError:
-        return "unknown"

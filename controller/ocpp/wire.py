@@ -9,11 +9,13 @@ names the Basic auth password (a SetVariables or ChangeConfiguration that sets i
 
 from __future__ import annotations
 
+import json
 import logging
 import re
-from collections.abc import Callable, Collection
-from typing import Any, TypeVar, cast
+from collections.abc import Awaitable, Callable, Collection, Mapping
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
+from ocpp.charge_point import snake_to_camel_case
 from ocpp.exceptions import (
     FormatViolationError,
     GenericError,
@@ -33,6 +35,11 @@ from ocpp.v16.enums import Action as Action16
 from ocpp.v201.enums import Action as Action201
 
 from drivers.redact import redact_token
+
+if TYPE_CHECKING:
+    from controller.ocpp.station.outbox import Outbox
+
+log = logging.getLogger("controller.ocpp")
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -81,6 +88,34 @@ class _RedactTokens(logging.Filter):
         record.msg = text
         record.args = None
         return True
+
+
+def handled_actions(route_map: Mapping[str, Mapping[str, Any]]) -> frozenset[str]:
+    """The actions a charge point has an ``@on`` handler for (its library route map may also hold ``@after`` hooks)."""
+    return frozenset(action for action, hooks in route_map.items() if "_on_action" in hooks)
+
+
+async def answer_call(msg: Any, version: str, handled: Collection[str], outbox: Outbox,
+                      send: Callable[[str], Awaitable[None]], handle: Callable[[Any], Awaitable[Any]]) -> Any:
+    """One CSMS CALL, for both protocol layers: with the outbox held (our answer is the next frame we send), either
+    the CALLERROR OCPP-J says it deserves (``refusal``: sent here with one WARNING; the library would log an ERROR
+    with a traceback for each) or the library's ``handle`` with our handler."""
+    outbox.hold()
+    try:
+        if (refused := refusal(version, msg.action, msg.payload, handled)) is not None:
+            log.warning("refused a CSMS %s: %s", msg.action, type(refused).__name__)  # details may hold a token
+            await send(msg.create_call_error(refused).to_json())
+            return None
+        return await handle(msg)
+    finally:
+        outbox.release()
+
+
+def message_bytes(payload: Mapping[str, Any]) -> int:
+    """The size of a CALL's payload as it came on the wire (compact camelCase JSON, UTF-8): what the BytesPerMessage
+    limits count. Handlers get the payload in snake_case; it is turned back first."""
+    text = json.dumps(snake_to_camel_case(dict(payload)), separators=(",", ":"), ensure_ascii=False, default=str)
+    return len(text.encode("utf-8"))
 
 
 def wire_logger() -> logging.Logger:

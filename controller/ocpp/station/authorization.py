@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from controller.core.parsing import FormatError
 from controller.ocpp.station.auth_store import AuthDatabase, AuthStoreError, CachedEntry, ListedEntry
 from controller.ocpp.station.auth_types import (
     ACCEPTED,
@@ -168,6 +169,21 @@ class AuthorizationStore:
         return lifetime_s is None or now - entry.updated_at <= timedelta(seconds=lifetime_s)
 
     # ------------------------------------------------------------ local authorization list (D01, D02)
+
+    def update_local_list(self, read: Callable[[], tuple[int, str, Sequence[ListEntry]]], *, settings: AuthSettings,
+                          message_bytes: int | None = None) -> ListUpdateResult:
+        """SendLocalList as a protocol layer receives it: ``read()`` parses the request into (version, update type,
+        entries); a request that cannot be read is Failed (InvalidValue), a list that cannot be stored is Failed
+        (StoreFailure, nothing changed). Both versions answer so."""
+        try:
+            version, update_type, entries = read()
+            return self.send_local_list(version, update_type, entries, settings=settings, message_bytes=message_bytes)
+        except (FormatError, ValueError, KeyError, TypeError) as exc:
+            log.warning("SendLocalList refused: %s", exc)
+            return ListUpdateResult(ListStatus.FAILED, "InvalidValue", str(exc))
+        except AuthStoreError as exc:
+            log.error("SendLocalList: %s", exc)
+            return ListUpdateResult(ListStatus.FAILED, "StoreFailure", "the local list cannot be stored")
 
     def send_local_list(self, version: int, update_type: UpdateType | str, entries: Sequence[ListEntry], *,
                         settings: AuthSettings, message_bytes: int | None = None) -> ListUpdateResult:

@@ -11,17 +11,15 @@ Expired). The answers are the keyword arguments of the ``call_result`` classes.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from ocpp.charge_point import snake_to_camel_case
-
 from controller.core.parsing import FormatError, parse_rfc3339
-from controller.ocpp.station.auth_types import AuthSettings, IdTokenInfo, ListEntry, ListStatus, ListUpdateResult
+from controller.ocpp.station.auth_types import AuthSettings, IdTokenInfo, ListEntry
 from controller.ocpp.station.authorization import AuthorizationStore, AuthStoreError
+from controller.ocpp.wire import message_bytes
 from controller.port.charger import Authorization
 from drivers.redact import redact_token
 
@@ -88,23 +86,13 @@ def send_local_list(store: AuthorizationStore, payload: Mapping[str, Any], *, se
     false (as EVerest's 1.6 station answers)."""
     if not settings.list_enabled:
         return {"status": "NotSupported"}
-    try:
-        entries = list_entries(payload.get("local_authorization_list"))
-        result = store.send_local_list(int(payload["list_version"]), str(payload["update_type"]), entries,
-                                       settings=settings, message_bytes=_message_bytes(payload))
-    except (FormatError, ValueError, KeyError, TypeError) as exc:
-        log.warning("SendLocalList refused: %s", exc)
-        result = ListUpdateResult(ListStatus.FAILED, "InvalidValue", str(exc))
-    except AuthStoreError as exc:
-        log.error("SendLocalList: %s", exc)
-        result = ListUpdateResult(ListStatus.FAILED, "StoreFailure", "the local list cannot be stored")
+
+    def read() -> tuple[int, str, list[ListEntry]]:
+        return (int(payload["list_version"]), str(payload["update_type"]),
+                list_entries(payload.get("local_authorization_list")))
+
+    result = store.update_local_list(read, settings=settings, message_bytes=message_bytes(payload))
     return {"status": result.status.value}
-
-
-def _message_bytes(payload: Mapping[str, Any]) -> int:
-    """The size of the request's payload as it came on the wire (compact camelCase JSON, UTF-8)."""
-    text = json.dumps(snake_to_camel_case(dict(payload)), separators=(",", ":"), ensure_ascii=False, default=str)
-    return len(text.encode("utf-8"))
 
 
 def get_local_list_version(store: AuthorizationStore, *, settings: AuthSettings) -> dict[str, Any]:

@@ -11,18 +11,15 @@ the station's outbox holds back, so the CALLRESULT leaves before what it caused.
 
 from __future__ import annotations
 
-import logging
 from typing import TYPE_CHECKING, Any
 
 from ocpp.v16 import ChargePoint as _LibraryChargePoint
 from websockets.asyncio.client import ClientConnection
 
-from controller.ocpp.wire import on, refusal, wire_logger
+from controller.ocpp.wire import answer_call, handled_actions, on, wire_logger
 
 if TYPE_CHECKING:
     from controller.ocpp.v16.station import Station16
-
-log = logging.getLogger("controller.ocpp")
 
 
 class ChargePoint16(_LibraryChargePoint):  # type: ignore[misc]
@@ -32,20 +29,11 @@ class ChargePoint16(_LibraryChargePoint):  # type: ignore[misc]
         """Route the CALLs arriving on ``websocket`` to ``station``."""
         super().__init__(station.station_id, websocket, response_timeout=response_timeout_s, logger=wire_logger())
         self._station = station
-        self._handled = frozenset(action for action, hooks in self.route_map.items() if "_on_action" in hooks)
+        self._handled = handled_actions(self.route_map)
 
     async def _handle_call(self, msg: Any) -> Any:
-        """Refuse a CALL OCPP-J says to refuse, else answer it with the outbox held (our answer goes first)."""
-        refused = refusal("1.6", msg.action, msg.payload, self._handled)
-        if refused is not None:
-            log.warning("refused a CSMS %s: %s", msg.action, type(refused).__name__)  # (its details may hold a token)
-            await self._send(msg.create_call_error(refused).to_json())
-            return None
-        self._station.outbox.hold()
-        try:
-            return await super()._handle_call(msg)
-        finally:
-            self._station.outbox.release()
+        """Refuse a CALL OCPP-J says to refuse, else answer it; with the outbox held (controller.ocpp.wire)."""
+        return await answer_call(msg, "1.6", self._handled, self._station.outbox, self._send, super()._handle_call)
 
     # ------------------------------------------------------------ Core
 

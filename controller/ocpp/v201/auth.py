@@ -9,18 +9,16 @@ controller.ocpp.station.authorization. The answers are the keyword arguments of 
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from ocpp.charge_point import snake_to_camel_case
-
 from controller.core.parsing import FormatError, format_rfc3339, parse_rfc3339
-from controller.ocpp.station.auth_types import AuthSettings, IdTokenInfo, ListEntry, ListStatus, ListUpdateResult
+from controller.ocpp.station.auth_types import AuthSettings, IdTokenInfo, ListEntry
 from controller.ocpp.station.authorization import AuthorizationStore, AuthStoreError
 from controller.ocpp.v201.convert import status_info
+from controller.ocpp.wire import message_bytes
 from controller.port.charger import Authorization
 from drivers.redact import redact_token
 
@@ -115,26 +113,16 @@ def send_local_list(store: AuthorizationStore, payload: Mapping[str, Any], *, se
 
     A list that cannot be read is Failed (InvalidValue); one that cannot be stored is Failed (StoreFailure).
     """
-    try:
+
+    def read() -> tuple[int, str, list[ListEntry]]:
         entries = list_entries(payload.get("local_authorization_list"))
-        result = store.send_local_list(int(payload["version_number"]), str(payload["update_type"]), entries,
-                                       settings=settings, message_bytes=message_bytes(payload))
-    except (FormatError, ValueError, KeyError, TypeError) as exc:
-        log.warning("SendLocalList refused: %s", exc)
-        result = ListUpdateResult(ListStatus.FAILED, "InvalidValue", str(exc))
-    except AuthStoreError as exc:
-        log.error("SendLocalList: %s", exc)
-        result = ListUpdateResult(ListStatus.FAILED, "StoreFailure", "the local list cannot be stored")
+        return int(payload["version_number"]), str(payload["update_type"]), entries
+
+    result = store.update_local_list(read, settings=settings, message_bytes=message_bytes(payload))
     answer: dict[str, Any] = {"status": result.status.value}
     if result.reason_code is not None:
         answer["status_info"] = status_info(result.reason_code, result.detail)
     return answer
-
-
-def message_bytes(payload: Mapping[str, Any]) -> int:
-    """The size of a request's payload as it came on the wire (compact camelCase JSON, UTF-8): BytesPerMessage."""
-    text = json.dumps(snake_to_camel_case(dict(payload)), separators=(",", ":"), ensure_ascii=False, default=str)
-    return len(text.encode("utf-8"))
 
 
 def get_local_list_version(store: AuthorizationStore, *, settings: AuthSettings) -> dict[str, Any]:

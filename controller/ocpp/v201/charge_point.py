@@ -9,18 +9,15 @@ station's outbox holds back, so the CALLRESULT leaves before what it caused.
 
 from __future__ import annotations
 
-import logging
 from typing import TYPE_CHECKING, Any
 
 from ocpp.v201 import ChargePoint as _LibraryChargePoint
 from websockets.asyncio.client import ClientConnection
 
-from controller.ocpp.wire import on, refusal, wire_logger
+from controller.ocpp.wire import answer_call, handled_actions, on, wire_logger
 
 if TYPE_CHECKING:
     from controller.ocpp.v201.station import Station201
-
-log = logging.getLogger("controller.ocpp")
 
 
 class ChargePoint201(_LibraryChargePoint):  # type: ignore[misc]
@@ -30,20 +27,12 @@ class ChargePoint201(_LibraryChargePoint):  # type: ignore[misc]
         """Route the CALLs arriving on ``websocket`` to ``station``."""
         super().__init__(station.station_id, websocket, response_timeout=response_timeout_s, logger=wire_logger())
         self._station = station
+        self._handled = handled_actions(self.route_map)
 
     async def _handle_call(self, msg: Any) -> Any:
-        """Answer one CSMS CALL with the outbox held, so our answer is the next frame we send."""
-        self._station.outbox.hold()
-        try:
-            # the right CALLERROR for a bad CALL (OCPP-J's codes, which the library mixes up), before any handler;
-            # sent here with one WARNING (the library would log an ERROR with a traceback for each)
-            if (refused := refusal("2.0.1", msg.action, msg.payload, self.route_map)) is not None:
-                log.warning("refused a CSMS %s: %s", msg.action, type(refused).__name__)  # details may hold a token
-                await self._send(msg.create_call_error(refused).to_json())
-                return None
-            return await super()._handle_call(msg)
-        finally:
-            self._station.outbox.release()
+        """Refuse a CALL OCPP-J says to refuse, else answer it; with the outbox held (controller.ocpp.wire)."""
+        return await answer_call(msg, "2.0.1", self._handled, self._station.outbox, self._send,
+                                 super()._handle_call)
 
     # ------------------------------------------------------------ H: reservations
 

@@ -115,6 +115,30 @@ async def test_inoperative_while_charging_is_scheduled_until_the_transaction_end
     assert not station.evse(1)["enabled"]
 
 
+async def test_an_inoperative_connector_stays_inoperative_across_a_restart(tmp_path: Path, csms_16: Csms) -> None:
+    config = ocpp_config(csms_16.url, version="1.6")
+    async with OcppStation(tmp_path, config) as station:
+        await booted16(csms_16)
+        answer = await csms_16.call("ChangeAvailability", {"connectorId": 2, "type": "Inoperative"})
+        assert answer == {"status": "Accepted"}
+        await csms_16.expect("StatusNotification", status16(2, "Unavailable"))
+    async with OcppStation(tmp_path, config) as station:  # 1.6 section 4.9: Unavailable persists across a reboot
+        await csms_16.wait_connected(count=2)
+        await csms_16.expect("BootNotification")
+        await csms_16.expect("StatusNotification", status16(2, "Unavailable"))
+        await csms_16.expect("StatusNotification", status16(1, "Available"))
+        assert not station.evse(2)["enabled"] and station.evse(1)["enabled"]
+        assert not (await station.runtime.present_token(2, "ALICE")).may_charge
+        answer = await csms_16.call("ChangeAvailability", {"connectorId": 0, "type": "Operative"})
+        assert answer == {"status": "Accepted"}
+        await csms_16.expect("StatusNotification", status16(2, "Available"))
+    async with OcppStation(tmp_path, config) as station:  # Operative again is what the next boot finds
+        await csms_16.wait_connected(count=3)
+        await csms_16.expect("BootNotification")
+        await csms_16.expect("StatusNotification", status16(2, "Available"))
+        assert station.evse(2)["enabled"]
+
+
 # ---------------------------------------------------------------------------------------------------- triggers
 
 

@@ -73,6 +73,21 @@ async def test_an_inoperative_evse_is_unavailable_and_loses_its_reservation(
     assert [p["connectorStatus"] for p in csms_201.received("StatusNotification") if p["evseId"] == 2] == ["Available"]
 
 
+async def test_an_inoperative_evse_stays_inoperative_across_a_restart(tmp_path: Path, csms_201: Csms) -> None:
+    config = ocpp_config(csms_201.url)
+    async with OcppStation(tmp_path, config):
+        await booted(csms_201)
+        answer = await csms_201.call("ChangeAvailability", {"operationalStatus": "Inoperative", "evse": {"id": 1}})
+        assert answer["status"] == "Accepted"
+        await csms_201.expect("StatusNotification", status_of(1, "Unavailable"))
+    async with OcppStation(tmp_path, config) as station:  # G03: the operational status survives a reboot
+        await csms_201.wait_connected(count=2)
+        await csms_201.expect("BootNotification")
+        await csms_201.expect("StatusNotification", status_of(1, "Unavailable"))
+        await csms_201.expect("StatusNotification", status_of(2, "Available"))
+        assert not station.evse(1)["enabled"] and station.evse(2)["enabled"]
+
+
 async def test_the_whole_station_inoperative_and_operative_again(station: OcppStation, csms_201: Csms) -> None:
     answer = await csms_201.call("ChangeAvailability", {"operationalStatus": "Inoperative"})
     assert answer["status"] == "Accepted"

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Coroutine
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ocpp.v16 import call, call_result
@@ -25,6 +26,7 @@ from controller.core.types import (
     ReservationCheckStatus,
     ReservationResult,
 )
+from controller.ocpp.station.availability import AvailabilityKeeper
 from controller.ocpp.station.status import HOLDING_PHASES
 from controller.ocpp.station.transactions import StopReason, Trigger
 from controller.ocpp.v16 import configuration
@@ -51,8 +53,9 @@ _RESERVE_STATUS = {
 class Operations16:
     """The charge point's answers to the CSMS's orders."""
 
-    def __init__(self, station: Station16, on_reset: Callable[[str], None] | None) -> None:
-        """Act for ``station``; ``on_reset(kind)`` restarts the process (without it a Reset is Rejected)."""
+    def __init__(self, station: Station16, db_path: Path, on_reset: Callable[[str], None] | None) -> None:
+        """Act for ``station`` (``db_path``: ocpp.db, for the availability); ``on_reset(kind)`` restarts the process
+        (without it a Reset is Rejected)."""
         self._station = station
         self.charger = station.charger
         self.variables = station.variables
@@ -60,8 +63,11 @@ class Operations16:
         self.transactions = station.transactions
         self.clock = station.clock
         self._on_reset = on_reset
-        self._scheduled_availability: dict[int, bool] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
+        self.availability = AvailabilityKeeper(
+            self.charger, db_path, lambda evse_id, entry: (entry["phase"] in HOLDING_PHASES
+                                                           or self.transactions.open_transaction(evse_id) is not None),
+            self.spawn)
 
     async def stop(self) -> None:
         """Cancel what is still running of the orders (the station stops)."""
@@ -161,7 +167,6 @@ class Operations16:
 
     async def change_availability(self, connector_id: int, kind: str) -> Any:
         """Operative/Inoperative for the station (0) or one connector's EVSE; Scheduled while one is in use."""
-        operative = kind == "Operative"
         if connector_id == 0:
             targets = self.charger.evse_ids()
         else:
@@ -169,26 +174,9 @@ class Operations16:
             if evse_id is None:
                 return call_result.ChangeAvailability(status="Rejected")
             targets = [evse_id]
-        status = "Accepted"
-        for evse_id in targets:
-            if not operative and self._busy(evse_id):
-                self._scheduled_availability[evse_id] = operative
-                status = "Scheduled"
-                continue
-            self._scheduled_availability.pop(evse_id, None)
-            await self.charger.set_enabled(evse_id, operative)
+        status = await self.availability.change(targets, kind == "Operative")
         log.info("ChangeAvailability %s for connector %d -> %s", kind, connector_id, status)
         return call_result.ChangeAvailability(status=status)
-
-    def apply_scheduled_availability(self, event: dict[str, Any]) -> None:
-        """A scheduled Inoperative takes effect once the EVSE's session and transaction are over."""
-        evse_id = event.get("id")
-        if not isinstance(evse_id, int) or evse_id not in self._scheduled_availability:
-            return
-        if event.get("phase") in HOLDING_PHASES or self.transactions.open_transaction(evse_id) is not None:
-            return
-        operative = self._scheduled_availability.pop(evse_id)
-        self.spawn(self.charger.set_enabled(evse_id, operative))
 
     # ------------------------------------------------------------ configuration
 

@@ -67,13 +67,14 @@ class Station16(StationSession[ChargePoint16, TransactionFlow16, StatusTracker16
         self.boot_reason = "PowerUp"  # 1.6 BootNotification has no reason; kept for the front's interface
         self._heartbeat_changed = asyncio.Event()
         self._unwatch: Callable[[], None] | None = None
-        self.operations = Operations16(self, on_reset)
+        self.operations = Operations16(self, db_path, on_reset)
         self.authority = Authority16(self, db_path)
 
     # ------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
         """Become the token authority, follow the controller's events, and connect in the background."""
+        await self.operations.availability.restore()
         await self.transactions.start(self._call_with_id, self.authority.transaction_answer)
         for evse in self.charger.status()["evses"]:
             self.transactions.observe(evse)
@@ -96,6 +97,7 @@ class Station16(StationSession[ChargePoint16, TransactionFlow16, StatusTracker16
         await self.operations.stop()
         await self.transactions.stop()
         self.authority.close()
+        self.operations.availability.close()
 
     # ------------------------------------------------------------ one connection
 
@@ -149,7 +151,7 @@ class Station16(StationSession[ChargePoint16, TransactionFlow16, StatusTracker16
                     self._finished.add(evse_id)
             if not event.get("plugged_in") or event.get("phase") == "authorized":
                 self._finished.discard(evse_id)
-            self.operations.apply_scheduled_availability(event)
+            self.operations.availability.on_evse_state(event)
             self.status_soon()
         elif kind == "evse_reserved":
             self.status_soon()

@@ -12,6 +12,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 from functools import partial
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ocpp.v201 import call, call_result
@@ -19,6 +20,7 @@ from ocpp.v201 import call, call_result
 from controller.core.parsing import FormatError
 from controller.core.store import StoreError
 from controller.core.types import ReservationCheck, ReservationCheckStatus, ReservationResult
+from controller.ocpp.station.availability import AvailabilityKeeper
 from controller.ocpp.station.status import HOLDING_PHASES, all_statuses, evse_availability, station_availability
 from controller.ocpp.station.transactions import StopReason, Trigger
 from controller.ocpp.v201.convert import reservation_from_reserve_now, status_info
@@ -40,8 +42,9 @@ RESET_DELIVERY_S = 5.0  # an Immediate reset waits this long at most for the CSM
 class Operations:
     """The station's answers to the CSMS's orders."""
 
-    def __init__(self, station: Station201, on_reset: Callable[[str], None] | None) -> None:
-        """Act for ``station``; ``on_reset(kind)`` restarts the process (without it a Reset is Rejected)."""
+    def __init__(self, station: Station201, db_path: Path, on_reset: Callable[[str], None] | None) -> None:
+        """Act for ``station`` (``db_path``: ocpp.db, for the availability); ``on_reset(kind)`` restarts the process
+        (without it a Reset is Rejected)."""
         self._station = station
         self.charger = station.charger
         self.variables = station.variables
@@ -50,7 +53,8 @@ class Operations:
         self.clock = station.clock
         self._on_reset = on_reset
         self._replacing: set[int] = set()
-        self._scheduled_availability: dict[int, bool] = {}
+        self.availability = AvailabilityKeeper(
+            self.charger, db_path, lambda _evse, entry: entry["phase"] in HOLDING_PHASES, self.spawn)
         self._reset_pending: str | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._bind_live_values()
@@ -155,37 +159,15 @@ class Operations:
 
     async def change_availability(self, operational_status: str, evse: dict[str, Any] | None) -> Any:
         """Operative/Inoperative for the station or one EVSE; Scheduled for an EVSE whose session holds the car."""
-        operative = operational_status == "Operative"
         targets = self.charger.evse_ids()
         if evse is not None:
             if evse.get("id") not in targets or evse.get("connector_id") not in (None, 1):
                 return call_result.ChangeAvailability(status="Rejected", status_info=status_info("UnknownEvse"))
             targets = [int(evse["id"])]
-        status = "Accepted"
-        for evse_id in targets:
-            if not operative and self._phase(evse_id) in HOLDING_PHASES:
-                self._scheduled_availability[evse_id] = operative
-                status = "Scheduled"
-                continue
-            self._scheduled_availability.pop(evse_id, None)
-            await self.charger.set_enabled(evse_id, operative)
+        status = await self.availability.change(targets, operational_status == "Operative")
         log.info("ChangeAvailability %s for %s -> %s", operational_status,
                  "the station" if evse is None else f"EVSE {targets[0]}", status)
         return call_result.ChangeAvailability(status=status)
-
-    def _phase(self, evse_id: int) -> str:
-        """The session phase of one EVSE, from the status document."""
-        return str(next(e["phase"] for e in self.charger.status()["evses"] if e["id"] == evse_id))
-
-    def apply_scheduled_availability(self, event: dict[str, Any]) -> None:
-        """A scheduled Inoperative takes effect once the EVSE's session no longer holds the car."""
-        evse_id = event.get("id")
-        if not isinstance(evse_id, int) or evse_id not in self._scheduled_availability:
-            return
-        if event.get("phase") in HOLDING_PHASES:
-            return
-        operative = self._scheduled_availability.pop(evse_id)
-        self.spawn(self.charger.set_enabled(evse_id, operative))
 
     # ------------------------------------------------------------ device model (B05-B07)
 

@@ -71,12 +71,13 @@ class Station201(StationSession[ChargePoint201, TransactionFlow, StatusTracker])
         self._history_until = 0
         self.boot_reason = "PowerUp"  # RemoteReset after a CSMS-ordered reset (controller.ocpp.front)
         self._heartbeat_s = float(config.heartbeat_interval_s)
-        self.operations = Operations(self, on_reset)
+        self.operations = Operations(self, db_path, on_reset)
 
     # ------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
         """Become the token authority, follow the controller's events, and connect in the background."""
+        await self.operations.availability.restore()
         await self.transactions.start(self._call_with_id, self._transaction_answer)
         # the EVSEs as they are now; of the events before now only the reservation ends still matter (those
         # published at the controller's start: expired while it was down), so the history is replayed for them
@@ -90,6 +91,7 @@ class Station201(StationSession[ChargePoint201, TransactionFlow, StatusTracker])
         await self._stop_connection()
         await self.transactions.stop()
         self.auth.close()
+        self.operations.availability.close()
 
     # ------------------------------------------------------------ one connection
 
@@ -135,7 +137,7 @@ class Station201(StationSession[ChargePoint201, TransactionFlow, StatusTracker])
             self.status_soon()
             if kind == "evse_state":
                 self.transactions.observe(event)
-                self.operations.apply_scheduled_availability(event)
+                self.operations.availability.on_evse_state(event)
         elif kind == "reservation_update":
             self.operations.reservation_update(event)
         elif kind == "token":

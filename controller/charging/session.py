@@ -40,6 +40,7 @@ class SessionView:
     token: str | None  # the authorized token (kept; the runtime redacts it for logs)
     reservation_used: bool  # the session started by using a reservation
     authorized_at: float | None
+    group_token: str | None = None  # the token's group (OCPP groupIdToken / parentIdTag): its tokens may stop it
 
 
 _IDLE = SessionView(Phase.IDLE, None, False, None)
@@ -66,13 +67,14 @@ class ChargingSession:
         """Shorthand for ``view.phase``."""
         return self._view.phase
 
-    def authorize(self, token: str, now: float, *, reservation_used: bool) -> None:
-        """IDLE -> AUTHORIZED for ``token`` (the runtime decided it may charge); the plug moves it on."""
+    def authorize(self, token: str, now: float, *, reservation_used: bool, group_token: str | None = None) -> None:
+        """IDLE -> AUTHORIZED for ``token`` (of group ``group_token``, if known; the runtime decided it may charge);
+        the plug moves it on."""
         if self._view.phase is not Phase.IDLE:
             raise SessionError(f"authorize: a session is already {self._view.phase.value}")
         if not isinstance(token, str) or not token.strip():
             raise ValueError("authorize: token must be a non-empty string")
-        self._view = SessionView(Phase.AUTHORIZED, token, reservation_used, now)
+        self._view = SessionView(Phase.AUTHORIZED, token, reservation_used, now, group_token)
 
     def request_stop(self, now: float) -> None:
         """User/API stop or the same token again: a running session goes STOPPING, an unplugged one ends."""
@@ -147,4 +149,4 @@ class ChargingSession:
             self._view = _IDLE
         else:
             v = self._view
-            self._view = SessionView(phase, v.token, v.reservation_used, v.authorized_at)
+            self._view = SessionView(phase, v.token, v.reservation_used, v.authorized_at, v.group_token)

@@ -80,6 +80,13 @@ class TokenAuthority(Protocol):
     async def authorize(self, evse_id: int, id_token: str) -> Authorization: ...
 
 
+class ReservationUse(StrEnum):
+    """When a token's reservation is used up (ends UsedToStartCharging), as the token authority's protocol says."""
+
+    AT_AUTHORIZATION = "at_authorization"  # DESIGN.md / EVerest / OCPP 2.0.1: when the token is accepted
+    AT_TRANSACTION_START = "at_transaction_start"  # OCPP 1.6 (5.13): when its transaction starts, at the plug
+
+
 class UnlockOutcome(StrEnum):
     """What an unlock request for a connector's lock led to (OCPP UnlockConnector)."""
 
@@ -174,7 +181,15 @@ class Charger(Protocol):
 
     async def present_token(self, evse_id: int, id_token: str) -> TokenOutcome: ...
 
-    def set_token_authority(self, authority: TokenAuthority | None) -> None: ...
+    def set_token_authority(self, authority: TokenAuthority | None,
+                            reservation_use: ReservationUse = ReservationUse.AT_AUTHORIZATION) -> None:
+        """Ask ``authority`` about every presented token (None: decide locally, reservations used at authorization).
+
+        With AT_TRANSACTION_START a reserved token's session holds its reservation until the cable is in: the EVSE's
+        outputs treat it as used (reserved LED off, lock free for the plug), but should the session end before the
+        plug (a timeout, a stop) the reservation is still there.
+        """
+        ...
 
     async def unlock_connector(self, evse_id: int) -> UnlockOutcome:
         """Release the EVSE's lock for a driver who cannot unplug, under the unlock interlock; never during a session.

@@ -55,7 +55,9 @@ class Evaluator:
             lock=hw.lock.report() if hw.lock is not None else None,
             meter_fault=hw.meter.fault(now) if hw.meter is not None else None,
             enabled=e.enabled,
-            session_active=e.session.view.phase in _SESSION_OCCUPIES,
+            # a session still holding its reservation (1.6: used at the plug) leaves the EVSE to that reservation
+            session_active=e.session.view.phase in _SESSION_OCCUPIES
+            and not (e.session.view.phase is Phase.AUTHORIZED and e.reservation_pending is not None),
         )
 
     def _evaluate_unsafe(self, e: EvseRecord) -> None:
@@ -65,6 +67,8 @@ class Evaluator:
         current = current_a(e, now)
         threshold = self._ctx.settings.current_threshold_a
         for _ in range(4):  # the session and the model feed each other; settle in a few steps
+            if e.reservation_pending is not None:
+                self._settle_pending_reservation(e)
             readings = self.readings(e, now)
             if readings.contactor is not None:
                 track_opening(e, readings.contactor, now)
@@ -99,7 +103,7 @@ class Evaluator:
             OutputInputs(
                 state=state,
                 session=e.session.view,
-                reserved=self._reserved_safely(e),
+                reserved=self._reserved_safely(e) and e.reservation_pending is None,
                 lock_when_reserved=hw.lock_when_reserved,
                 lock_fitted=hw.lock is not None,
                 lock=readings.lock,
@@ -115,6 +119,22 @@ class Evaluator:
         self._outputs.apply(e, outputs)
         self._timers.arm_evse(e, state)
         self._status.publish_state(e)
+
+    def _settle_pending_reservation(self, e: EvseRecord) -> None:
+        """A session holding its reservation until the transaction starts (1.6): the cable is in, so it is used now,
+        before the plug's Occupied reaches the core (which would cancel it); a session that ended without the plug
+        leaves the reservation as it was."""
+        rid, phase = e.reservation_pending, e.session.view.phase
+        if phase is Phase.IDLE:
+            e.reservation_pending = None
+            log.info("EVSE %d: session ended before the plug; reservation %s kept", e.evse_id, rid)
+        elif phase is not Phase.AUTHORIZED or e.hw.plug.plugged:
+            e.reservation_pending = None
+            try:
+                if rid is not None:
+                    self._ctx.core.use_reservation(rid)
+            except Exception:
+                log.exception("EVSE %d: reservation core failed to use reservation %s", e.evse_id, rid)
 
     def _push_to_core_safely(self, e: EvseRecord, state: EvseState) -> None:
         """Feed the core; a failure there is logged and the evaluation goes on to drive the outputs."""

@@ -57,6 +57,7 @@ class EvseRecord:
     enabled: bool = True
     current_limit_a: float | None = None  # operator/evcc limit (A); 0 pauses, other values wait for a control pilot
     charging_allowed: bool = True  # False pauses charging (energy manager): contactor open, session and lock kept
+    reservation_pending: int | None = None  # the authorized session's reservation, used once the cable is in (1.6)
     snapshot: MeterSnapshot | None = None
     state: EvseState | None = None
     outputs: Outputs | None = None

@@ -33,7 +33,14 @@ from controller.core.types import (
     ReservationCheckStatus,
     ReservationResult,
 )
-from controller.port.charger import SimPlantControls, TokenAuthority, TokenOutcome, UnlockOutcome, check_current_limit
+from controller.port.charger import (
+    ReservationUse,
+    SimPlantControls,
+    TokenAuthority,
+    TokenOutcome,
+    UnlockOutcome,
+    check_current_limit,
+)
 from controller.port.events import EventHub
 from controller.runtime.evaluation import Evaluator
 from controller.runtime.evse import EvseHardware, EvseRecord, RuntimeContext, RuntimeSettings
@@ -338,9 +345,13 @@ class Runtime:
         """A remote stop (OCPP RequestStopTransaction): as if the session's token was presented again."""
         return self._tokens.stop(evse_id)
 
-    def set_token_authority(self, authority: TokenAuthority | None) -> None:
-        """Ask ``authority`` (the OCPP front) about every presented token from now on; None: decide locally."""
+    def set_token_authority(self, authority: TokenAuthority | None,
+                            reservation_use: ReservationUse = ReservationUse.AT_AUTHORIZATION) -> None:
+        """Ask ``authority`` (the OCPP front) about every presented token from now on; None: decide locally.
+
+        ``reservation_use``: when a token's reservation is used up (controller.port.charger.ReservationUse)."""
         self._tokens.authority = authority
+        self._tokens.reservation_use = reservation_use if authority is not None else ReservationUse.AT_AUTHORIZATION
 
     def evse_status(self, evse_id: int) -> dict[str, Any]:
         """One EVSE's entry of ``status()``."""

@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 from controller.charging.session import Phase
 from controller.core.tokens import same_token
-from controller.port.charger import Authorization, TokenAuthority, TokenOutcome, TokenVerdict
+from controller.port.charger import Authorization, ReservationUse, TokenAuthority, TokenOutcome, TokenVerdict
 from controller.runtime.evse import EvseRecord, RuntimeContext
 from drivers.redact import redact_token
 
@@ -35,26 +35,33 @@ class TokenAuthorizer:
         self._ctx = ctx
         self._evaluate = evaluate
         self.authority: TokenAuthority | None = None
+        self.reservation_use = ReservationUse.AT_AUTHORIZATION
 
     async def present(self, evse_id: int, id_token: str) -> TokenOutcome:
         """A token at an EVSE: use its reservation, refuse, allow, or stop the running session."""
         e = self._ctx.evse(evse_id)
         outcome = self.decide(e, id_token)
         authority = self.authority
-        if authority is not None and outcome.verdict not in _NO_AUTHORIZATION_NEEDED:
+        group: str | None = None
+        if authority is not None and (outcome.verdict not in _NO_AUTHORIZATION_NEEDED or self._group_may_stop(e)):
             answer = await self._authorize(authority, evse_id, id_token)
+            group = answer.group_id_token
             if answer.accepted:
-                outcome = self.decide(e, id_token, answer.group_id_token)
-            else:
+                outcome = self.decide(e, id_token, group)
+            elif outcome.verdict is not TokenVerdict.REFUSED_EVSE_NOT_READY:
                 outcome = TokenOutcome(evse_id, TokenVerdict.REFUSED_NOT_AUTHORIZED,
                                        answer.reason or "not authorized")
         now = self._ctx.mono()
         if outcome.verdict is TokenVerdict.STOPPED:
             e.session.request_stop(now)
         elif outcome.may_charge:
-            e.session.authorize(id_token, now, reservation_used=outcome.verdict is TokenVerdict.RESERVATION_USED)
+            e.session.authorize(id_token, now, reservation_used=outcome.verdict is TokenVerdict.RESERVATION_USED,
+                                group_token=group)
             if outcome.reservation_id is not None:
-                self._ctx.core.use_reservation(outcome.reservation_id)
+                if self.reservation_use is ReservationUse.AT_TRANSACTION_START:
+                    e.reservation_pending = outcome.reservation_id  # used at the plug (Evaluator)
+                else:
+                    self._ctx.core.use_reservation(outcome.reservation_id)
         log.info("EVSE %d: token %s -> %s (%s)", evse_id, redact_token(id_token), outcome.verdict, outcome.reason)
         self._ctx.events.publish({"type": "token", **outcome.to_dict()})
         self._evaluate(e)
@@ -69,6 +76,13 @@ class TokenAuthorizer:
         log.info("EVSE %d: session stopped remotely", evse_id)
         self._evaluate(e)
         return True
+
+    @staticmethod
+    def _group_may_stop(e: EvseRecord) -> bool:
+        """A running session of a known group: another token of that group may stop it (1.6 parentIdTag, 2.0.1
+        groupIdToken), so that token is worth asking the authority about."""
+        view = e.session.view
+        return view.phase in (Phase.LOCKING, Phase.CHARGING) and view.group_token is not None
 
     @staticmethod
     async def _authorize(authority: TokenAuthority, evse_id: int, id_token: str) -> Authorization:
@@ -88,6 +102,8 @@ class TokenAuthorizer:
         same = same_token(view.token, token)
         if view.phase in (Phase.LOCKING, Phase.CHARGING) and same:
             return TokenOutcome(evse_id, TokenVerdict.STOPPED, "the same token stops the running session")
+        if view.phase in (Phase.LOCKING, Phase.CHARGING) and same_token(view.group_token, group_id_token):
+            return TokenOutcome(evse_id, TokenVerdict.STOPPED, "a token of the session's group stops it")
         if view.phase is not Phase.IDLE:
             return TokenOutcome(evse_id, TokenVerdict.REFUSED_EVSE_NOT_READY, f"a session is {view.phase.value}")
         state = e.state

@@ -2,7 +2,8 @@
 every free connector when the global reservations need them all), Rejected when ReserveConnectorZeroSupported is off
 or without the profile (not a CALLERROR as in 2.0.1), parentIdTag as the parent token, CancelReservation, expiry back
 to Available (1.6 has no ReservationStatusUpdate), and a transaction that uses the reservation (Preparing before the
-plug, StartTransaction with its reservationId).
+plug, StartTransaction with its reservationId; consumed only when the transaction starts, so a session that ends
+before the plug leaves it in place), and a token of the same parentIdTag stopping the transaction.
 """
 
 from __future__ import annotations
@@ -103,6 +104,36 @@ async def test_a_token_of_the_parent_id_tag_uses_the_reservation(station: OcppSt
     await station.plug(2)
     start = await csms_16.expect("StartTransaction")
     assert start["reservationId"] == 11 and start["idTag"] == "DRIVER7"
+
+
+async def test_the_reservation_is_consumed_when_its_transaction_starts_not_when_the_idtag_is_presented(
+        station: OcppStation, csms_16: Csms) -> None:
+    assert await reserve(csms_16, 21, 1, "ALICE") == "Accepted"
+    await csms_16.expect("StatusNotification", status16(1, "Reserved"))
+    assert (await station.runtime.present_token(1, "ALICE")).reservation_id == 21
+    await csms_16.expect("StatusNotification", status16(1, "Preparing"))
+    assert await station.runtime.stop_session(1)  # no transaction started: 1.6 keeps the reservation
+    await csms_16.expect("StatusNotification", status16(1, "Reserved"))
+    assert [r.reservation_id for r in station.runtime.reservations()] == [21]
+    assert await reserve(csms_16, 22, 1, "BOB") == "Occupied"  # still held for ALICE
+    assert (await station.runtime.present_token(1, "ALICE")).reservation_id == 21
+    await station.plug(1)
+    start = await csms_16.expect("StartTransaction")
+    assert start["reservationId"] == 21
+    await until(lambda: not station.runtime.reservations(), "reservation 21 consumed")
+
+
+async def test_a_token_of_the_same_parent_id_tag_stops_the_transaction(station: OcppStation, csms_16: Csms) -> None:
+    csms_16.authorize_answers["DRIVER7"] = {"status": "Accepted", "parentIdTag": "FLEET"}
+    csms_16.authorize_answers["DRIVER8"] = {"status": "Accepted", "parentIdTag": "FLEET"}
+    csms_16.authorize_answers["STRANGER"] = {"status": "Accepted", "parentIdTag": "OTHERS"}
+    assert (await station.runtime.present_token(2, "DRIVER7")).may_charge
+    await station.plug(2)
+    await csms_16.expect("StartTransaction", lambda p: p["idTag"] == "DRIVER7")
+    assert (await station.runtime.present_token(2, "STRANGER")).verdict.value == "refused_evse_not_ready"
+    assert (await station.runtime.present_token(2, "DRIVER8")).verdict.value == "stopped"
+    stop = await csms_16.expect("StopTransaction", timeout=20)
+    assert stop["reason"] == "Local"
 
 
 async def test_connector_zero_is_rejected_without_reserve_connector_zero_supported(

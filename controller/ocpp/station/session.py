@@ -29,7 +29,7 @@ from controller.ocpp.station.outbox import CallFailed, Outbox
 from controller.ocpp.station.transactions import StopReason, Trigger
 from controller.ocpp.station.tx_flow import DurableTransactionFlow
 from controller.ocpp.station.variables import VariableStore
-from controller.port.charger import Charger, TokenAuthority, TokenVerdict
+from controller.port.charger import Charger, ReservationUse, TokenAuthority, TokenVerdict
 
 log = logging.getLogger("controller.ocpp")
 
@@ -66,6 +66,7 @@ class StationSession(Generic[CP, TF, ST]):
     call_error: ClassVar[type[Exception]] = Exception  # the layer's CALLERROR exception (its wire module's)
     cp_during_boot: ClassVar[bool] = False  # the charge point is the current one while booting (else once Accepted)
     queue_prevalidated: ClassVar[bool] = False  # queued messages were validated against the schema when written
+    reservation_use: ClassVar[ReservationUse] = ReservationUse.AT_AUTHORIZATION  # when a token's reservation ends
 
     def __init__(self, charger: Charger, config: OcppConfig, variables: VariableStore, clock: StationClock | None,
                  subprotocol: str, *, peer: Callable[[Any, ClientConnection, float], CP],
@@ -118,7 +119,7 @@ class StationSession(Generic[CP, TF, ST]):
         """Following the controller's events (``unsubscribe`` ends it), become the token authority and connect in
         the background."""
         self._unsubscribe = unsubscribe
-        self.charger.set_token_authority(authority)
+        self.charger.set_token_authority(authority, self.reservation_use)
         self._task = asyncio.ensure_future(self.connection.run(self._session))
 
     async def _stop_connection(self) -> None:

@@ -34,7 +34,7 @@ from controller.ocpp.v16.operations import Operations16
 from controller.ocpp.v16.status import Report, StatusTracker16, connector_numbers, connector_report, station_report
 from controller.ocpp.v16.tx_flow import TransactionFlow16
 from controller.ocpp.wire import OCPPError
-from controller.port.charger import Charger
+from controller.port.charger import Charger, ReservationUse
 
 log = logging.getLogger("controller.ocpp")
 
@@ -49,6 +49,8 @@ class Station16(StationSession[ChargePoint16, TransactionFlow16, StatusTracker16
 
     call_error = OCPPError
     cp_during_boot = True  # a CALL from the CSMS while booting is answered by this connection's charge point
+    reservation_use = ReservationUse.AT_TRANSACTION_START  # 1.6 (5.13): a reservation is consumed when its
+    # transaction starts, so a reserved token whose session ends before the plug still has its reservation
 
     def __init__(self, charger: Charger, config: OcppConfig, variables: VariableStore, db_path: Path,
                  clock: StationClock | None = None, *, on_reset: Callable[[str], None] | None = None) -> None:

@@ -55,7 +55,7 @@ from controller.ocpp.station.auth_types import (
 )
 from drivers.redact import redact_token
 
-__all__ = ["AuthStoreError", "AuthorizationStore", "LocalAnswer"]
+__all__ = ["AuthStoreError", "AuthorizationStore", "LocalAnswer", "remember_answer"]
 
 log = logging.getLogger(__name__)
 
@@ -328,3 +328,18 @@ def _local(known: LocalAnswer, status: str | None, why: str) -> Decision:
     where = "local list" if known.source is Source.LOCAL_LIST else "authorization cache"
     verdict = Verdict.ACCEPT if status == ACCEPTED else Verdict.REFUSE
     return Decision(verdict, status, known.info.group_id_token, known.source, f"{status} in the {where}: {why}")
+
+
+def remember_answer(store: AuthorizationStore, token: str, read: Callable[[], IdTokenInfo], *, now: datetime,
+                    settings: AuthSettings, what: str) -> bool:
+    """Cache the CSMS's answer about ``token`` as ``read()`` makes it of the layer's payload (``what``: its name, e.g.
+    idTagInfo); an answer that cannot be read or a store that cannot be written is logged and skipped (the answer
+    itself stands). True when stored."""
+    try:
+        return store.remember(token, read(), now=now, settings=settings)
+    except (FormatError, ValueError) as exc:
+        log.warning("authorization cache: the CSMS's %s for %s is unusable (%s): not cached", what,
+                    redact_token(token), exc)
+    except AuthStoreError as exc:
+        log.warning("authorization cache: %s not cached: %s", redact_token(token), exc)
+    return False

@@ -18,10 +18,9 @@ from typing import Any
 
 from controller.core.parsing import FormatError, parse_rfc3339
 from controller.ocpp.station.auth_types import AuthSettings, IdTokenInfo, ListEntry
-from controller.ocpp.station.authorization import AuthorizationStore, AuthStoreError
+from controller.ocpp.station.authorization import AuthorizationStore, AuthStoreError, remember_answer
 from controller.ocpp.wire import message_bytes
 from controller.port.charger import Authorization
-from drivers.redact import redact_token
 
 log = logging.getLogger("controller.ocpp")
 
@@ -59,14 +58,7 @@ def remember(store: AuthorizationStore, token: str, info: Mapping[str, Any], *, 
     """
     if not token:
         return False
-    try:
-        return store.remember(token, id_tag_info(info), now=now, settings=settings)
-    except (FormatError, ValueError) as exc:
-        log.warning("authorization cache: the CSMS's idTagInfo for %s is unusable (%s): not cached",
-                    redact_token(token), exc)
-    except AuthStoreError as exc:
-        log.warning("authorization cache: %s not cached: %s", redact_token(token), exc)
-    return False
+    return remember_answer(store, token, lambda: id_tag_info(info), now=now, settings=settings, what="idTagInfo")
 
 
 def list_entries(items: Sequence[Mapping[str, Any]] | None) -> list[ListEntry]:

@@ -9,9 +9,8 @@ connectorId N is the N-th connector of the station in EVSE order (``Station16.co
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -26,7 +25,7 @@ from controller.core.types import (
     ReservationCheckStatus,
     ReservationResult,
 )
-from controller.ocpp.station.availability import AvailabilityKeeper
+from controller.ocpp.station.orders import StationOrders
 from controller.ocpp.station.status import HOLDING_PHASES
 from controller.ocpp.station.transactions import StopReason, Trigger
 from controller.ocpp.v16 import configuration
@@ -36,6 +35,7 @@ from drivers.redact import redact_token
 
 if TYPE_CHECKING:
     from controller.ocpp.v16.station import Station16
+    from controller.ocpp.v16.tx_flow import TransactionFlow16
 
 log = logging.getLogger("controller.ocpp")
 
@@ -50,38 +50,18 @@ _RESERVE_STATUS = {
 }
 
 
-class Operations16:
+class Operations16(StationOrders):
     """The charge point's answers to the CSMS's orders."""
+
+    _station: Station16
+    transactions: TransactionFlow16
 
     def __init__(self, station: Station16, db_path: Path, on_reset: Callable[[str], None] | None) -> None:
         """Act for ``station`` (``db_path``: ocpp.db, for the availability); ``on_reset(kind)`` restarts the process
-        (without it a Reset is Rejected)."""
-        self._station = station
-        self.charger = station.charger
-        self.variables = station.variables
-        self.outbox = station.outbox
-        self.transactions = station.transactions
-        self.clock = station.clock
-        self._on_reset = on_reset
-        self._tasks: set[asyncio.Task[Any]] = set()
-        self.availability = AvailabilityKeeper(
-            self.charger, db_path, lambda evse_id, entry: (entry["phase"] in HOLDING_PHASES
-                                                           or self.transactions.open_transaction(evse_id) is not None),
-            self.spawn)
-
-    async def stop(self) -> None:
-        """Cancel what is still running of the orders (the station stops)."""
-        for task in list(self._tasks):
-            task.cancel()
-        for task in list(self._tasks):
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
-
-    def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
-        """Run ``coro`` after the current answer (a task kept until it ends)."""
-        task = asyncio.ensure_future(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        (without it a Reset is Rejected). An Inoperative waits while a session holds the car or a transaction is
+        open."""
+        super().__init__(station, db_path, on_reset, lambda evse_id, entry: (
+            entry["phase"] in HOLDING_PHASES or self.transactions.open_transaction(evse_id) is not None))
 
     def _evses(self) -> list[dict[str, Any]]:
         """Every EVSE's entry of the status document now."""

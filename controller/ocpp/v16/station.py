@@ -99,7 +99,6 @@ class Station16(StationSession[ChargePoint16, TransactionFlow16, StatusTracker16
         await self.operations.stop()
         await self.transactions.stop()
         self.authority.close()
-        self.operations.availability.close()
 
     # ------------------------------------------------------------ one connection
 

@@ -16,11 +16,10 @@ from typing import Any
 
 from controller.core.parsing import FormatError, format_rfc3339, parse_rfc3339
 from controller.ocpp.station.auth_types import AuthSettings, IdTokenInfo, ListEntry
-from controller.ocpp.station.authorization import AuthorizationStore, AuthStoreError
+from controller.ocpp.station.authorization import AuthorizationStore, AuthStoreError, remember_answer
 from controller.ocpp.v201.convert import status_info
 from controller.ocpp.wire import message_bytes
 from controller.port.charger import Authorization
-from drivers.redact import redact_token
 
 log = logging.getLogger("controller.ocpp")
 
@@ -83,14 +82,8 @@ def remember(store: AuthorizationStore, id_token: Mapping[str, Any], info: Mappi
     token, kind = id_token.get("id_token"), id_token.get("type")
     if not isinstance(token, str) or not token or kind in NOT_CACHED_TYPES:
         return False
-    try:
-        return store.remember(token, id_token_info(info), now=now, settings=settings)
-    except (FormatError, ValueError) as exc:
-        log.warning("authorization cache: the CSMS's idTokenInfo for %s is unusable (%s): not cached",
-                    redact_token(token), exc)
-    except AuthStoreError as exc:
-        log.warning("authorization cache: %s not cached: %s", redact_token(token), exc)
-    return False
+    return remember_answer(store, token, lambda: id_token_info(info), now=now, settings=settings,
+                           what="idTokenInfo")
 
 
 def list_entries(items: Sequence[Mapping[str, Any]] | None) -> list[ListEntry]:

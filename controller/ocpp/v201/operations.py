@@ -20,7 +20,7 @@ from ocpp.v201 import call, call_result
 from controller.core.parsing import FormatError
 from controller.core.store import StoreError
 from controller.core.types import ReservationCheck, ReservationCheckStatus, ReservationResult
-from controller.ocpp.station.availability import AvailabilityKeeper
+from controller.ocpp.station.orders import StationOrders
 from controller.ocpp.station.status import HOLDING_PHASES, all_statuses, evse_availability, station_availability
 from controller.ocpp.station.transactions import StopReason, Trigger
 from controller.ocpp.v201.convert import reservation_from_reserve_now, status_info
@@ -32,6 +32,7 @@ from drivers.redact import redact_token
 
 if TYPE_CHECKING:
     from controller.ocpp.v201.station import Station201
+    from controller.ocpp.v201.tx_flow import TransactionFlow
 
 log = logging.getLogger("controller.ocpp")
 
@@ -39,24 +40,18 @@ UPDATE_STATUSES = frozenset({"Expired", "Removed"})  # the core's updates that R
 RESET_DELIVERY_S = 5.0  # an Immediate reset waits this long at most for the CSMS to take the Ended events
 
 
-class Operations:
+class Operations(StationOrders):
     """The station's answers to the CSMS's orders."""
+
+    _station: Station201
+    transactions: TransactionFlow
 
     def __init__(self, station: Station201, db_path: Path, on_reset: Callable[[str], None] | None) -> None:
         """Act for ``station`` (``db_path``: ocpp.db, for the availability); ``on_reset(kind)`` restarts the process
-        (without it a Reset is Rejected)."""
-        self._station = station
-        self.charger = station.charger
-        self.variables = station.variables
-        self.outbox = station.outbox
-        self.transactions = station.transactions
-        self.clock = station.clock
-        self._on_reset = on_reset
+        (without it a Reset is Rejected). An Inoperative waits while a session holds the car."""
+        super().__init__(station, db_path, on_reset, lambda _evse, entry: entry["phase"] in HOLDING_PHASES)
         self._replacing: set[int] = set()
-        self.availability = AvailabilityKeeper(
-            self.charger, db_path, lambda _evse, entry: entry["phase"] in HOLDING_PHASES, self.spawn)
         self._reset_pending: str | None = None
-        self._tasks: set[asyncio.Task[Any]] = set()
         self._bind_live_values()
 
     # ------------------------------------------------------------ live values of the device model (B06, B07)
@@ -300,12 +295,6 @@ class Operations:
             return call_result.GetTransactionStatus(messages_in_queue=waiting)
         ongoing = self.transactions.tracker.find(transaction_id) is not None
         return call_result.GetTransactionStatus(messages_in_queue=waiting, ongoing_indicator=ongoing)
-
-    def spawn(self, coro: Any) -> None:
-        """Run ``coro`` after the current answer (a task the station keeps until it ends)."""
-        task = asyncio.ensure_future(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
 
     def reset(self, kind: str, evse_id: int | None) -> Any:
         """B11/B12: a whole-station reset restarts the process (OnIdle: once no session or transaction is left)."""

@@ -89,9 +89,9 @@ class Station201(StationSession[ChargePoint201, TransactionFlow, StatusTracker])
     async def stop(self) -> None:
         """Close the connection and stop asking the CSMS about tokens."""
         await self._stop_connection()
+        await self.operations.stop()
         await self.transactions.stop()
         self.auth.close()
-        self.operations.availability.close()
 
     # ------------------------------------------------------------ one connection
 

@@ -8,6 +8,7 @@ MeterPoller reads the meters of one bus in turn and hands each result to a callb
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -113,6 +114,9 @@ class MeterPoller:
 
     Results go to ``on_result(meter, snapshot_or_fault)`` in the loop; a callback that raises is
     logged and polling goes on. A round that overruns the interval starts the next one at once.
+    ``read_soon(meter)`` asks for one reading of a meter out of turn (e.g. right after its contactor opened, so the
+    unlock interlock gets a reading in about one bus round trip instead of up to an interval): it is read as soon as
+    the bus is free, between the rounds' reads, and the rounds keep their schedule.
     """
 
     def __init__(self, meters: Sequence[ModbusMeter], on_result: Callable[[ModbusMeter, MeterResult], None],
@@ -129,19 +133,41 @@ class MeterPoller:
         self._on_result = on_result
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
+        self._urgent: list[ModbusMeter] = []
+        self._wake = asyncio.Event()
+
+    def read_soon(self, meter: ModbusMeter) -> None:
+        """Read ``meter`` (one of this poller's) as soon as the bus is free, out of turn; ValueError if not ours."""
+        if meter not in self.meters:
+            raise ValueError(f"meter {meter.name} is not polled here (bus {self.meters[0].bus.name})")
+        if meter not in self._urgent:
+            self._urgent.append(meter)
+        self._wake.set()
+
+    async def _read(self, meter: ModbusMeter) -> MeterResult:
+        """One reading, delivered to the callback."""
+        result = await meter.read()
+        try:
+            self._on_result(meter, result)
+        except Exception:
+            log.exception("meter poller: callback failed for meter %s", meter.name)
+        return result
+
+    async def _read_urgent(self) -> None:
+        """The out-of-turn readings asked for so far, in order."""
+        while self._urgent and not self._stopping:
+            await self._read(self._urgent.pop(0))
 
     async def poll_once(self) -> list[MeterResult]:
         """One round: each meter once, in order; returns the results as delivered."""
         results: list[MeterResult] = []
         for meter in self.meters:
+            await self._read_urgent()
             if self._stopping:
                 break
-            result = await meter.read()
-            results.append(result)
-            try:
-                self._on_result(meter, result)
-            except Exception:
-                log.exception("meter poller: callback failed for meter %s", meter.name)
+            if meter in self._urgent:
+                self._urgent.remove(meter)  # read now in its turn: that answers the request too
+            results.append(await self._read(meter))
         return results
 
     async def run(self) -> None:
@@ -151,7 +177,12 @@ class MeterPoller:
         while not self._stopping:
             await self.poll_once()
             next_round = max(next_round + self.interval_s, loop.time())
-            await asyncio.sleep(next_round - loop.time())
+            while not self._stopping and (wait := next_round - loop.time()) > 0:
+                self._wake.clear()
+                if not self._urgent:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._wake.wait(), wait)
+                await self._read_urgent()
 
     def start(self) -> asyncio.Task[None]:
         """Run in a background task (idempotent while it runs)."""

@@ -179,9 +179,16 @@ async def _build_runtime(
         if runtime_ref:
             runtime_ref[0].on_meter_result(meter_evse[meter.name], result)
 
+    poller_of: dict[int, tuple[MeterPoller, ModbusMeter]] = {}  # id(meter) -> its poller
     for entries in meters_by_bus.values():
         interval = min(interval for _meter, interval in entries)
         pollers.append(MeterPoller([m for m, _ in entries], on_result, interval_s=interval))
+        poller_of.update((id(m), (pollers[-1], m)) for m, _ in entries)
+
+    def read_meter_soon(meter: Any) -> None:
+        found = poller_of.get(id(meter))
+        if found is not None:
+            found[0].read_soon(found[1])
 
     async def stop_pollers() -> None:
         for poller in pollers:
@@ -201,6 +208,7 @@ async def _build_runtime(
         mono_clock=mono_clock,
         sim=plant,
         on_stop=ordered,
+        read_meter_soon=read_meter_soon,
     )
     runtime_ref.append(runtime)
     return Built(runtime, factory, pollers, plant)

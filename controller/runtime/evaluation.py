@@ -70,8 +70,8 @@ class Evaluator:
             if e.reservation_pending is not None:
                 self._settle_pending_reservation(e)
             readings = self.readings(e, now)
-            if readings.contactor is not None:
-                track_opening(e, readings.contactor, now)
+            if readings.contactor is not None and track_opening(e, readings.contactor, now):
+                self._read_meter_soon(e)
             after_opening = reading_after_opening(e)
             state = e.model.update(readings, now)
             self._push_to_core_safely(e, state)
@@ -119,6 +119,17 @@ class Evaluator:
         self._outputs.apply(e, outputs)
         self._timers.arm_evse(e, state)
         self._status.publish_state(e)
+
+    def _read_meter_soon(self, e: EvseRecord) -> None:
+        """The contactor was just seen open: ask for a meter reading now, so the unlock interlock (which trusts only a
+        reading completed after the opening) is satisfied in one bus round trip instead of up to a poll interval."""
+        meter, read_soon = e.hw.meter, self._ctx.read_meter_soon
+        if meter is None or read_soon is None:
+            return
+        try:
+            read_soon(meter)
+        except Exception:
+            log.exception("EVSE %d: could not ask for a meter reading; the next poll will do", e.evse_id)
 
     def _settle_pending_reservation(self, e: EvseRecord) -> None:
         """A session holding its reservation until the transaction starts (1.6): the cable is in, so it is used now,

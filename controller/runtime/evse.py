@@ -90,6 +90,7 @@ class RuntimeContext:
     mono: Callable[[], float]
     loop: asyncio.AbstractEventLoop | None = None
     stopping: bool = False
+    read_meter_soon: Callable[[Meter], None] | None = None  # a reading out of turn (the unlock interlock waits)
 
     def evse(self, evse_id: int) -> EvseRecord:
         """The record of ``evse_id``; UnknownEvse (the API's 404) if it is not configured."""

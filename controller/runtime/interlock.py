@@ -26,12 +26,14 @@ def current_a(e: EvseRecord, now: float) -> float | None:
     return e.snapshot.max_current_a()
 
 
-def track_opening(e: EvseRecord, report: ContactorReport, now: float) -> None:
-    """Note when the contactor, once closed, is seen open again (command and aux contact)."""
+def track_opening(e: EvseRecord, report: ContactorReport, now: float) -> bool:
+    """Note when the contactor, once closed, is seen open again (command and aux contact); True at that moment."""
     if report.commanded_closed or report.feedback_closed is True:
         e.closed_seen, e.open_since = True, None
     elif e.closed_seen and e.open_since is None:
         e.open_since = now
+        return True
+    return False
 
 
 def reading_after_opening(e: EvseRecord) -> bool:

@@ -50,7 +50,7 @@ from controller.runtime.sim import SimControls
 from controller.runtime.status import StatusReporter
 from controller.runtime.timers import Timers
 from controller.runtime.tokens import TokenAuthorizer
-from drivers.interfaces import Fault, LedMode, LockPosition, MeterSnapshot
+from drivers.interfaces import Fault, LedMode, LockPosition, Meter, MeterSnapshot
 
 log = logging.getLogger("controller.runtime")  # one name for the whole runtime
 
@@ -68,8 +68,11 @@ class Runtime:
         mono_clock: Callable[[], float] = time.monotonic,
         sim: SimPlantControls | None = None,
         on_stop: Sequence[Callable[[], Awaitable[None]]] = (),
+        read_meter_soon: Callable[[Meter], None] | None = None,
     ) -> None:
-        """Build one record per EVSE and the collaborators; nothing runs until ``start``."""
+        """Build one record per EVSE and the collaborators; nothing runs until ``start``.
+
+        ``read_meter_soon(meter)`` asks the meter's poller for a reading out of turn (after a contactor opened)."""
         self.core = core
         self.settings = settings or RuntimeSettings()
         self.events = EventHub()
@@ -91,6 +94,7 @@ class Runtime:
             events=self.events,
             wall=wall_clock or (lambda: datetime.now().astimezone()),
             mono=mono_clock,
+            read_meter_soon=read_meter_soon,
         )
         self._status = StatusReporter(self._ctx)
         self._timers = Timers(self._ctx, self._request)

@@ -195,3 +195,31 @@ async def test_stopping_mid_request_is_clean(serve: Serve, buses: list[ModbusBus
     await asyncio.wait_for(poller.stop(), timeout=1)  # cancelled while waiting for a reply
     server.clear_wire_fault()
     assert_matches(await meters[1].read(), sims[1].expected())
+
+
+async def test_read_soon_reads_a_meter_out_of_turn_without_waiting_for_the_next_round(
+        serve: Serve, buses: list[ModbusBus]) -> None:
+    _sims, meters, _server = await _two_meters(serve, buses)
+    got: list[str] = []
+    second = asyncio.Event()
+
+    def on_result(meter: ModbusMeter, result: MeterResult) -> None:
+        assert isinstance(result, MeterSnapshot)
+        got.append(meter.name)
+        if len(got) == 3:
+            second.set()
+
+    poller = MeterPoller(meters, on_result, interval_s=3600)  # the next round is an hour away
+    async with poller:
+        while len(got) < 2:
+            await asyncio.sleep(0.01)
+        assert got == ["ev1", "ev2"]
+        poller.read_soon(meters[1])
+        poller.read_soon(meters[1])  # asked twice before it could be read: one reading
+        await asyncio.wait_for(second.wait(), timeout=10)
+        await asyncio.sleep(0.05)
+    assert got == ["ev1", "ev2", "ev2"]
+    other = ModbusMeter("elsewhere", ModbusBus(UNREACHABLE), load_builtin("sdm630"), 9)
+    buses.append(other.bus)
+    with pytest.raises(ValueError, match="not polled here"):
+        poller.read_soon(other)

@@ -146,7 +146,10 @@ class Charger(Protocol):
                     "status_led" ({"color", "pattern"} or null), "lock" (locked|unlocked|moving|fault),
                     "contactor" (open|closed), "charging" (bool), "phase", "power_w" (float|null),
                     "energy_kwh" (float|null), "current_a" ([L1, L2, L3] A, each float|null; null without
-                    a reading), "current_limit_a" (float|null: none), "charging_allowed" (bool: false = paused),
+                    a reading), "current_limit_a" (float|null: the local limit, none), "charging_allowed" (bool:
+                    false = paused), "limit_a" (float|null: the limit in effect, the least of every limit that
+                    applies; 0 = nothing offered), "pilot" ({"state": "A".."F", "duty_percent": float,
+                    "advertised_a": float} or null without a control pilot),
                     "faults": [str],
                     "connectors": [{"id", "type", "state"}]}],
          "reservations": [Reservation.to_dict()],
@@ -216,6 +219,11 @@ class Charger(Protocol):
 
         Raises ValueError outside 0 or MIN_CURRENT_LIMIT_A..MAX_CURRENT_LIMIT_A, UnknownEvse for an unknown id.
         """
+        ...
+
+    async def set_profile_limit(self, evse_id: int | None, amps: float | None) -> None:
+        """The CSMS's charging-profile limit (A per phase) for one EVSE, or the station (None: shared between the
+        EVSEs like the site limit); None removes it, 0 pauses charging. ValueError if negative; UnknownEvse."""
         ...
 
     async def set_charging_allowed(self, evse_id: int, allowed: bool) -> None:

@@ -9,12 +9,14 @@ controller.runtime.interlock).
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from controller.charging.evse import EvseReadings, EvseState
 from controller.charging.outputs import OutputInputs, decide_outputs, lock_confirmed_locked, unlock_permitted
 from controller.charging.session import Phase
 from controller.runtime.evse import EvseRecord, RuntimeContext
 from controller.runtime.interlock import contactor_closed, current_a, reading_after_opening, track_opening
+from controller.runtime.limits import offered_limits
 from controller.runtime.outputs import OutputDriver
 from controller.runtime.status import StatusReporter
 from controller.runtime.timers import Timers
@@ -30,8 +32,11 @@ _SESSION_OCCUPIES = (Phase.AUTHORIZED, Phase.LOCKING, Phase.CHARGING, Phase.STOP
 class Evaluator:
     """Reads, decides and acts for one EVSE at a time: model, session, core, output policy, outputs, timer, status."""
 
-    def __init__(self, ctx: RuntimeContext, outputs: OutputDriver, timers: Timers, status: StatusReporter) -> None:
-        """Evaluate the EVSEs of ``ctx``, acting through ``outputs``, arming ``timers`` and publishing ``status``."""
+    def __init__(self, ctx: RuntimeContext, outputs: OutputDriver, timers: Timers, status: StatusReporter,
+                 request: Callable[[EvseRecord], None] | None = None) -> None:
+        """Evaluate the EVSEs of ``ctx``, acting through ``outputs``, arming ``timers`` and publishing ``status``;
+        ``request(e)`` asks for another EVSE's evaluation soon (its share of the site limit changed)."""
+        self._request = request
         self._ctx = ctx
         self._outputs = outputs
         self._timers = timers
@@ -99,6 +104,7 @@ class Evaluator:
             if phase is before:
                 break
         e.state = state
+        limit = self._limits(e)
         outputs = decide_outputs(
             OutputInputs(
                 state=state,
@@ -112,13 +118,22 @@ class Evaluator:
                 reading_after_opening=after_opening,
                 meter_fitted=hw.meter is not None,
                 current_threshold_a=threshold,
-                paused=not e.charging_allowed or e.current_limit_a == 0,
+                paused=not e.charging_allowed or limit == 0,
             )
         )
         e.outputs = outputs
         self._outputs.apply(e, outputs)
         self._timers.arm_evse(e, state)
         self._status.publish_state(e)
+
+    def _limits(self, e: EvseRecord) -> float | None:
+        """Every EVSE's limit now; ``e``'s is returned, the others whose limit changed are evaluated soon."""
+        limits = offered_limits(self._ctx)
+        for other in self._ctx.evses.values():
+            if other is not e and other.limit_a != limits[other.evse_id] and self._request is not None:
+                self._request(other)
+        e.limit_a = limits[e.evse_id]
+        return e.limit_a
 
     def _read_meter_soon(self, e: EvseRecord) -> None:
         """The contactor was just seen open: ask for a meter reading now, so the unlock interlock (which trusts only a

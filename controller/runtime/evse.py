@@ -57,6 +57,10 @@ class EvseRecord:
     enabled: bool = True
     current_limit_a: float | None = None  # operator/evcc limit (A); 0 pauses, other values wait for a control pilot
     charging_allowed: bool = True  # False pauses charging (energy manager): contactor open, session and lock kept
+    profile_limit_a: float | None = None  # the CSMS's charging profile for this EVSE (A per phase)
+    max_current_a: float | None = None  # the configured maximum (the pilot's max_current_a)
+    cable_a: float | None = None  # the plugged cable's rating (PP), when the pilot reads one
+    limit_a: float | None = None  # the limit in effect at the last evaluation (controller.runtime.limits)
     reservation_pending: int | None = None  # the authorized session's reservation, used once the cable is in (1.6)
     snapshot: MeterSnapshot | None = None
     state: EvseState | None = None
@@ -90,6 +94,8 @@ class RuntimeContext:
     mono: Callable[[], float]
     loop: asyncio.AbstractEventLoop | None = None
     stopping: bool = False
+    site_max_a: float | None = None  # [site] max_current_a: shared by the EVSEs (A per phase)
+    station_profile_limit_a: float | None = None  # the CSMS's charging profile for the whole station
     read_meter_soon: Callable[[Meter], None] | None = None  # a reading out of turn (the unlock interlock waits)
 
     def evse(self, evse_id: int) -> EvseRecord:

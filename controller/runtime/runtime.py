@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
@@ -99,7 +100,7 @@ class Runtime:
         self._status = StatusReporter(self._ctx)
         self._timers = Timers(self._ctx, self._request)
         self._outputs = OutputDriver(self._ctx, self._request)
-        self._evaluator = Evaluator(self._ctx, self._outputs, self._timers, self._status)
+        self._evaluator = Evaluator(self._ctx, self._outputs, self._timers, self._status, self._request)
         self._tokens = TokenAuthorizer(self._ctx, self._evaluator.evaluate)
         self.sim: SimPlantControls | None = None if sim is None else SimControls(sim, self._ctx.evse, self.reset_faults)
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -291,6 +292,23 @@ class Runtime:
                      "removed" if e.current_limit_a is None else f"{e.current_limit_a:g} A")
         self._evaluator.evaluate(e)
         return e.current_limit_a
+
+    async def set_profile_limit(self, evse_id: int | None, amps: float | None) -> None:
+        """The CSMS's charging-profile limit (A per phase) for one EVSE, or for the whole station (``evse_id`` None:
+        shared between the EVSEs like the site limit); None removes it, 0 pauses. ValueError for a negative or
+        non-finite value, UnknownEvse for an unknown id."""
+        if amps is not None and (isinstance(amps, bool) or not isinstance(amps, int | float)
+                                 or not math.isfinite(amps) or amps < 0):
+            raise ValueError(f"a charging-profile limit must be a number of amperes >= 0, got {amps!r}")
+        value = None if amps is None else float(amps)
+        if evse_id is None:
+            self._ctx.station_profile_limit_a = value
+        else:
+            self._ctx.evse(evse_id).profile_limit_a = value
+        log.info("charging profile limit for %s: %s", "the station" if evse_id is None else f"EVSE {evse_id}",
+                 "removed" if value is None else f"{value:g} A")
+        for e in self._ctx.evses.values():
+            self._evaluator.evaluate(e)
 
     async def set_charging_allowed(self, evse_id: int, allowed: bool) -> None:
         """Pause (False) or resume (True) charging, as an energy manager does (evcc's enable): while paused the

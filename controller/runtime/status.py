@@ -62,6 +62,8 @@ class StatusReporter:
             "current_a": None if snapshot is None else list(snapshot.current_a),
             "current_limit_a": e.current_limit_a,
             "charging_allowed": e.charging_allowed,
+            "limit_a": e.limit_a,
+            "pilot": None,
             "faults": [str(f) for f in faults],
             "connectors": [
                 {"id": c.id, "type": c.type.value, "state": core.connector_state(evse_id, c.id).value}

@@ -19,6 +19,7 @@ from controller.core.types import Connector, ConnectorState
 from drivers.gpio.config import ContactorConfig, IndicatorConfig, LockConfig, PlugConfig
 from drivers.meter_map import MeterMap
 from drivers.modbus_bus import BusConfig
+from drivers.pilot.config import PilotConfig
 
 MIN_TOKEN_LENGTH = 16  # token rules of the API (controller.api.app.create_app): 16..512 printable ASCII, no spaces
 MAX_TOKEN_LENGTH = 512
@@ -54,6 +55,24 @@ class ControllerConfig:
     current_threshold_a: float
     fault_hold_s: float
     authorize_timeout_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class SiteConfig:
+    """``[site]``: what the EVSEs share; ``max_current_a`` (A per phase) is divided among the charging EVSEs."""
+
+    max_current_a: float | None = None  # None: no site limit
+
+
+@dataclass(frozen=True, slots=True)
+class EvsePilotConfig:
+    """``[evses.pilot]``: the EVSE's control pilot (drivers.pilot.config.PilotConfig: output, input, bands,
+    debounce, ``max_current_a``) and what converts watts to amperes and may ask for ventilation."""
+
+    pilot: PilotConfig
+    phases: int = 3  # 1 or 3: the phases wired to the EVSE
+    voltage_v: float = 230.0  # nominal phase voltage
+    ventilation: bool = False  # the site is ventilated: a car asking for D may charge
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +128,7 @@ class EvseConfig:
     meter: MeterConfig | None
     rfid: RfidConfig | None
     lock_when_reserved: bool  # always False without a lock
+    pilot: EvsePilotConfig | None = None  # None: no control pilot (the plug line says plugged; no current offered)
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,6 +163,7 @@ class ChargerConfig:
     evses: tuple[EvseConfig, ...]
     mqtt: MqttConfig | None = None  # None: no [mqtt] section, no bridge
     ocpp: OcppConfig | None = None  # None: no [ocpp] section, no CSMS connection
+    site: SiteConfig = field(default_factory=SiteConfig)
 
     def evse(self, evse_id: int) -> EvseConfig:
         """The EVSE with this id (KeyError if none)."""

@@ -27,6 +27,11 @@ class FaultKind(StrEnum):
     METER_BAD_DATA = "meter_bad_data"
     METER_STALE = "meter_stale"
     TOKEN_READER_DISCONNECTED = "token_reader_disconnected"
+    PILOT_DIODE = "pilot_diode"  # PWM on, car present, the low phase is not at -12 V: the car's diode is missing
+    PILOT_CP_SHORT = "pilot_cp_short"  # state E: the control pilot is shorted to PE
+    PILOT_OUT_OF_RANGE = "pilot_out_of_range"  # a stable CP reading in no band: front end or wiring fault
+    CABLE_FAULT = "cable_fault"  # the cable's PP resistance is out of range
+    EV_OVERCURRENT = "ev_overcurrent"  # the car kept drawing more than offered (with a margin)
 
 
 @dataclass(frozen=True, slots=True)

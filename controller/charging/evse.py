@@ -37,6 +37,7 @@ class EvseReadings:
     meter_fault: Fault | None  # the meter's fault(now); None if healthy or no meter
     enabled: bool  # operator enable/disable
     session_active: bool  # a charging session runs (from the session machine)
+    extra_faults: tuple[Fault, ...] = ()  # faults seen by the runtime itself: the control pilot, EV over-current
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +71,7 @@ def reported_faults(readings: EvseReadings) -> frozenset[FaultKind]:
         readings.lock.fault if readings.lock is not None else None,
         readings.meter_fault,
     )
-    return frozenset(f.kind for f in faults if f is not None)
+    return frozenset(f.kind for f in (*faults, *readings.extra_faults) if f is not None)
 
 
 class EvseModel:

@@ -8,7 +8,7 @@ The table picks what is wanted; the interlocks then veto, whatever the table sai
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from controller.charging.evse import EvseState
 from controller.charging.session import RUNNING, Phase, SessionView
@@ -36,6 +36,9 @@ class OutputInputs:
     reading_after_opening: bool = True
     # charging paused (energy manager or a 0 A limit): the contactor stays open, the session and the lock stay
     paused: bool = False
+    # with a control pilot (controller.charging.pilot): the car asks for energy and is offered a current (else
+    # the contactor stays open); without one always True
+    car_ready: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +50,8 @@ class Outputs:
     status_pattern: StatusPattern
     lock: LockPosition | None  # LOCKED / UNLOCKED wanted, None = leave as it is
     contactor_closed: bool  # wanted coil state
+    # everything but the car lets it charge: a control pilot offers the current now (not part of the table's rows)
+    may_offer: bool = field(default=False, compare=False)
 
 
 def is_welded(contactor: ContactorReport | None) -> bool:
@@ -145,13 +150,14 @@ def _status_and_lock(i: OutputInputs) -> tuple[StatusColor, StatusPattern, LockP
 def decide_outputs(inputs: OutputInputs) -> Outputs:
     """The table of DESIGN.md, then the interlocks, which override everything."""
     color, pattern, lock = _status_and_lock(inputs)
-    closed = (
+    may_offer = (
         close_permitted(inputs.session, inputs.state, inputs.lock, lock_fitted=inputs.lock_fitted)
         and not inputs.paused
         and inputs.contactor is not None
         and inputs.contactor.fault is None
         and (inputs.lock is None or inputs.lock.fault is None)
     )
+    closed = may_offer and inputs.car_ready
     if not inputs.lock_fitted:
         lock = None
     elif lock is LockPosition.UNLOCKED and (
@@ -170,4 +176,5 @@ def decide_outputs(inputs: OutputInputs) -> Outputs:
         status_pattern=pattern,
         lock=lock,
         contactor_closed=closed,
+        may_offer=may_offer,
     )

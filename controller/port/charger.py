@@ -101,6 +101,9 @@ class SimFaultKind(StrEnum):
     WELD = "weld"
     LOCK_JAM = "lock_jam"
     METER_SILENT = "meter_silent"
+    DIODE_SHORT = "diode_short"  # the car's CP diode shorted (a control pilot only): state F, the EVSE faults
+    CP_SHORT = "cp_short"  # the control pilot shorted to PE: state E
+    OVERCURRENT_EV = "overcurrent_ev"  # the car draws more than it is offered
     CLEAR = "clear"
 
 

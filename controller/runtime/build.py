@@ -22,6 +22,7 @@ from controller.core.reservation import ReservationCore, utc_now
 from controller.core.store import ReservationStore
 from controller.core.types import ConnectorState
 from controller.runtime.evse import EvseHardware, RuntimeSettings
+from controller.runtime.pilot_build import build_pilot
 from controller.runtime.runtime import Runtime
 from controller.runtime.state_lock import StateDirLock
 from drivers.bridge import LoopBridge
@@ -162,6 +163,9 @@ async def _build_runtime(
     meter_evse: dict[str, int] = {}
     for evse in config.evses:
         hw, meter = _build_evse(evse, factory, bridge, modbus, mono_clock, closers)
+        hw.pilot = build_pilot(evse, factory, plant, closers, mono_clock)
+        if hw.pilot is not None:
+            hw.plug = hw.pilot.plug  # with a pilot, plugged is B, C or D
         hardware.append(hw)
         if meter is not None and evse.meter is not None:
             meters_by_bus.setdefault(evse.meter.bus, []).append((meter, evse.meter.poll_interval_s))

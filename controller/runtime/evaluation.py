@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 from controller.charging.evse import EvseReadings, EvseState
 from controller.charging.outputs import OutputInputs, decide_outputs, lock_confirmed_locked, unlock_permitted
+from controller.charging.pilot import car_ready
 from controller.charging.session import Phase
 from controller.runtime.evse import EvseRecord, RuntimeContext
 from controller.runtime.interlock import contactor_closed, current_a, reading_after_opening, track_opening
@@ -63,6 +64,7 @@ class Evaluator:
             # a session still holding its reservation (1.6: used at the plug) leaves the EVSE to that reservation
             session_active=e.session.view.phase in _SESSION_OCCUPIES
             and not (e.session.view.phase is Phase.AUTHORIZED and e.reservation_pending is not None),
+            extra_faults=hw.pilot.faults(now) if hw.pilot is not None else (),
         )
 
     def _evaluate_unsafe(self, e: EvseRecord) -> None:
@@ -104,6 +106,9 @@ class Evaluator:
             if phase is before:
                 break
         e.state = state
+        pilot = hw.pilot
+        if pilot is not None:
+            e.max_current_a, e.cable_a = pilot.max_current_a, pilot.cable_a
         limit = self._limits(e)
         outputs = decide_outputs(
             OutputInputs(
@@ -119,10 +124,14 @@ class Evaluator:
                 meter_fitted=hw.meter is not None,
                 current_threshold_a=threshold,
                 paused=not e.charging_allowed or limit == 0,
+                car_ready=car_ready(pilot.view() if pilot is not None else None),
             )
         )
         e.outputs = outputs
         self._outputs.apply(e, outputs)
+        if pilot is not None:
+            pilot.apply(e.evse_id, may_charge=outputs.may_offer, limit_a=limit)
+            pilot.check_current(e.evse_id, current if outputs.contactor_closed else None, now)
         self._timers.arm_evse(e, state)
         self._status.publish_state(e)
 

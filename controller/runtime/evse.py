@@ -19,6 +19,7 @@ from controller.core.reservation import ReservationCore
 from controller.core.types import Connector, ConnectorState
 from controller.port.charger import UnknownEvse
 from controller.port.events import EventHub
+from controller.runtime.pilot import PilotHardware
 from drivers.interfaces import Contactor, Indicator, Lock, Meter, MeterSnapshot, PlugSensor, TokenReader
 
 
@@ -36,6 +37,7 @@ class EvseHardware:
     token_reader: TokenReader | None = None
     lock_when_reserved: bool = True
     meter_fault_state: ConnectorState = ConnectorState.FAULTED
+    pilot: PilotHardware | None = None  # the control pilot; with one, ``plug`` is its PilotPlug
 
 
 @dataclass(frozen=True, slots=True)

@@ -137,6 +137,8 @@ class Runtime:
                 hw.lock.subscribe(self._requester(e))
             if hw.token_reader is not None:
                 hw.token_reader.subscribe(self._token_handler(e))
+            if hw.pilot is not None:
+                hw.pilot.start(e.evse_id, self._ctx.mono)
         for event in self.core.startup_events:
             self._status.publish_core_event(event)
         for e in self._ctx.evses.values():
@@ -165,6 +167,8 @@ class Runtime:
                 await task
         for e in evses:
             e.hw.indicator.set_reserved(LedMode.OFF)
+            if e.hw.pilot is not None:
+                await e.hw.pilot.stop()  # its output goes to its resting level (-12 V) when the drivers close
         for closer in self._on_stop:
             try:
                 await closer()

@@ -25,8 +25,8 @@ class StatusReporter:
         """Report on the EVSEs and core of ``ctx``, publishing on its event hub."""
         self._ctx = ctx
 
-    def evse_status(self, evse_id: int) -> dict[str, Any]:
-        """One EVSE's entry of ``status()``."""
+    def evse_status(self, evse_id: int, reserved: frozenset[int] | None = None) -> dict[str, Any]:
+        """One EVSE's entry of ``status()``; ``reserved``: the core's reserved EVSEs, if already asked for."""
         e = self._ctx.evse(evse_id)
         core = self._ctx.core
         hw = e.hw
@@ -50,7 +50,7 @@ class StatusReporter:
             "state": main_state.value,
             "enabled": e.enabled,
             "plugged_in": state.plugged if state is not None else hw.plug.plugged,
-            "reserved": evse_id in core.reserved_evses(),
+            "reserved": evse_id in (core.reserved_evses() if reserved is None else reserved),
             "reserved_led": hw.indicator.reserved_mode.value,
             "status_led": None if status is None else {"color": status[0].value, "pattern": status[1].value},
             "lock": lock_text,
@@ -63,7 +63,7 @@ class StatusReporter:
             "current_limit_a": e.current_limit_a,
             "charging_allowed": e.charging_allowed,
             "limit_a": e.limit_a,
-            "pilot": None,
+            "pilot": hw.pilot.status() if hw.pilot is not None else None,
             "faults": [str(f) for f in faults],
             "connectors": [
                 {"id": c.id, "type": c.type.value, "state": core.connector_state(evse_id, c.id).value}
@@ -73,8 +73,9 @@ class StatusReporter:
 
     def status(self) -> dict[str, Any]:
         """The documented status document (see controller.port.charger.Charger)."""
+        reserved = self._ctx.core.reserved_evses()  # once per document, not once per EVSE
         return {
-            "evses": [self.evse_status(evse_id) for evse_id in self._ctx.evses],
+            "evses": [self.evse_status(evse_id, reserved) for evse_id in self._ctx.evses],
             "reservations": [r.to_dict() for r in self._ctx.core.reservations()],
             "store": self.store_status(),
         }

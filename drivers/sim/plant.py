@@ -11,16 +11,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from dataclasses import dataclass
 from typing import Any
 
 from drivers.gpio.config import ContactorConfig, LockConfig, PlugConfig
 from drivers.sim.meter_server import SimulatedMeter, SimulatedMeterServer
+from drivers.sim.pilot import PILOT_FAULT_KINDS, SimPilot
 from drivers.sim.pins import SimContactor, SimLockMechanism, SimPlug
 
 log = logging.getLogger(__name__)
 
-FAULT_KINDS = ("weld", "lock_jam", "meter_silent", "clear")
+FAULT_KINDS = ("weld", "lock_jam", "meter_silent", *PILOT_FAULT_KINDS, "clear")
 
 
 @dataclass
@@ -33,6 +35,7 @@ class SimEvse:
     meter: SimulatedMeter | None = None
     charging_current_a: float = 16.0
     plugged: bool = False
+    pilot: SimPilot | None = None  # the CP line and its car: with one, the car decides what it draws
 
 
 class SimPlant:
@@ -84,6 +87,12 @@ class SimPlant:
         self.evses[evse_id] = sim
         return sim
 
+    def add_pilot(self, evse_id: int, line: SimPilot) -> None:
+        """Give an EVSE a control-pilot line with its car (the car follows the CP and draws what it is offered);
+        the plant steps the car at every tick, so it ticks faster (50 ms) to let the car react in time."""
+        self._evse(evse_id).pilot = line
+        self._tick_s = min(self._tick_s, 0.05)
+
     def _evse(self, evse_id: int) -> SimEvse:
         try:
             return self.evses[evse_id]
@@ -97,6 +106,8 @@ class SimPlant:
         sim = self._evse(evse_id)
         sim.plug.plug()
         sim.plugged = True
+        if sim.pilot is not None:
+            sim.pilot.car.plug()
         self.tick()
 
     async def unplug(self, evse_id: int) -> None:
@@ -108,10 +119,13 @@ class SimPlant:
             raise PermissionError(f"evse {evse_id}: the plug is locked in")
         sim.plug.unplug()
         sim.plugged = False
+        if sim.pilot is not None:
+            sim.pilot.car.unplug()
         self.tick()
 
     async def fault(self, evse_id: int, kind: str) -> None:
-        """Inject ``weld``, ``lock_jam`` or ``meter_silent``; ``clear`` repairs everything."""
+        """Inject ``weld``, ``lock_jam``, ``meter_silent`` or (with a pilot) the car's ``diode_short``, ``cp_short``
+        or ``overcurrent_ev``; ``clear`` repairs everything."""
         sim = self._evse(evse_id)
         kind = str(kind)
         if kind not in FAULT_KINDS:
@@ -123,6 +137,10 @@ class SimPlant:
             if sim.lock is None:
                 raise ValueError(f"evse {evse_id} has no lock")
             sim.lock.jam()
+        elif kind in PILOT_FAULT_KINDS:
+            if sim.pilot is None:
+                raise ValueError(f"evse {evse_id} has no control pilot")
+            sim.pilot.car.fault(kind)
         elif kind == "meter_silent":
             if self.server is None or not unit:
                 raise ValueError(f"evse {evse_id} has no simulated meter")
@@ -131,6 +149,8 @@ class SimPlant:
             sim.contactor.repair()
             if sim.lock is not None:
                 sim.lock.unjam()
+            if sim.pilot is not None:
+                sim.pilot.car.fault("clear")
             if self.server is not None:
                 self.server.clear_wire_fault()
         log.info("sim: evse %d fault %s", evse_id, kind)
@@ -139,11 +159,17 @@ class SimPlant:
     # ------------------------------------------------------------ physics
 
     def tick(self) -> None:
-        """Meters see current only while plugged in with the main contacts closed."""
+        """Meters see current only while plugged in with the main contacts closed (with a pilot: what the car draws,
+        following the CP)."""
+        now = time.monotonic()
         for evse_id, sim in self.evses.items():
+            closed = sim.contactor.contacts_closed
+            if sim.pilot is not None:
+                current = sim.pilot.step(now, closed and sim.plugged)  # the car follows the CP
+            else:
+                current = sim.charging_current_a if closed and sim.plugged else 0.0
             if sim.meter is None:
                 continue
-            current = sim.charging_current_a if sim.contactor.contacts_closed and sim.plugged else 0.0
             if self._loads.get(evse_id) != current:
                 self._loads[evse_id] = current
                 sim.meter.set_load(230.0, current)

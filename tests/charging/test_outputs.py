@@ -312,3 +312,17 @@ def test_never_unlocked_while_the_contactor_is_closed() -> None:
 def test_jammed_lock_is_not_confirmed_even_if_commanded_locked() -> None:
     result = decide_outputs(inputs(**{**LOCKED_CHARGING, "lock": LOCK_JAMMED}))
     assert not result.contactor_closed
+
+
+def test_with_a_pilot_the_contactor_waits_for_the_car_but_the_offer_does_not() -> None:
+    """A control pilot offers the current once everything but the car allows charging; the contactor closes only
+    when the car asks for it too (car_ready: state C with PWM on)."""
+    import dataclasses
+
+    ready = inputs(**CHARGING_LIVE)
+    waiting = decide_outputs(dataclasses.replace(ready, car_ready=False))
+    assert waiting.may_offer and not waiting.contactor_closed
+    asking = decide_outputs(ready)
+    assert asking.may_offer and asking.contactor_closed
+    paused = decide_outputs(dataclasses.replace(ready, paused=True))
+    assert not paused.may_offer and not paused.contactor_closed

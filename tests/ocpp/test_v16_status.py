@@ -72,6 +72,10 @@ def test_each_status_from_the_evse_entry(evse: dict[str, Any], transaction: bool
     (["meter_no_response"], "PowerMeterFailure"),
     (["meter_stale"], "PowerMeterFailure"),
     (["token_reader_disconnected"], "ReaderFailure"),
+    (["pilot_cp_short"], "EVCommunicationError"),
+    (["pilot_diode"], "EVCommunicationError"),
+    (["ev_overcurrent"], "OverCurrentFailure"),
+    (["cable_fault"], "OtherError"),
 ])
 def test_error_codes_name_our_faults(faults: list[str], code: str) -> None:
     found, info = error_code(faults)

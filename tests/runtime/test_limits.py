@@ -31,7 +31,7 @@ async def _charging(built: Built, evse_id: int, token: str) -> None:
 async def test_a_profile_limit_of_0_pauses_one_evse_and_removing_it_resumes(built: Built) -> None:
     runtime = built.runtime
     await _charging(built, 1, "ALICE")
-    assert runtime.evse_status(1)["limit_a"] is None
+    own = runtime.evse_status(1)["limit_a"]  # the pilot's maximum, or None without a pilot
     await runtime.set_profile_limit(1, 0)
     await until(lambda: runtime.evse_status(1)["contactor"] == "open", "paused")
     entry = runtime.evse_status(1)
@@ -42,14 +42,14 @@ async def test_a_profile_limit_of_0_pauses_one_evse_and_removing_it_resumes(buil
     await until(lambda: runtime.evse_status(1)["contactor"] == "closed", "resumed")
     assert runtime.evse_status(1)["limit_a"] == 16
     await runtime.set_profile_limit(1, None)
-    assert runtime.evse_status(1)["limit_a"] is None
+    assert runtime.evse_status(1)["limit_a"] == own
 
 
 async def test_a_station_limit_is_shared_and_the_later_session_waits_when_6_a_each_does_not_fit(built: Built) -> None:
     runtime = built.runtime
     await runtime.set_profile_limit(None, 16)
     await _charging(built, 2, "ALICE")
-    assert runtime.evse_status(2)["limit_a"] == 16
+    assert runtime.evse_status(2)["limit_a"] == 16  # the station's 16 A (and the sim pilot's 16 A maximum)
     await _charging(built, 1, "BOB")
     await until(lambda: runtime.evse_status(2)["limit_a"] == 8, "EVSE 2 shares the station's 16 A")
     assert runtime.evse_status(1)["limit_a"] == 8

@@ -7,14 +7,16 @@ open transaction and whether one just ended (DESIGN.md "Fronts"):
 
 - Charging: a transaction runs and the contactor is closed with the EV drawing; SuspendedEV: closed, drawing
   nothing; SuspendedEVSE: a transaction runs but the station offers nothing (paused by ``charging_allowed``
-  false or a 0 A limit, or the contactor not closed yet);
+  false or a limit in effect of 0 A, ``limit_a``: e.g. a 0 A charging profile, 1.6 3.13), or the contactor is not
+  closed yet);
 - Finishing: no transaction, the session stopping or the plug still in after the transaction ended;
 - Preparing: no transaction yet, plugged in or authorized (a reserved token before the plug: the reservation is
   consumed at StartTransaction in 1.6 semantics, so the connector is not Available meanwhile);
 - Reserved: the EVSE is in ``reserved_evses()``; Available otherwise.
 
 An EVSE's faults give the errorCode: a lock fault ConnectorLockFailure, a silent or failing meter
-PowerMeterFailure, the RFID reader ReaderFailure, anything else (a welded contactor...) OtherError; ``info`` and
+PowerMeterFailure, the RFID reader ReaderFailure, a control-pilot fault EVCommunicationError, a car drawing more than
+offered OverCurrentFailure, anything else (a welded contactor, a bad cable...) OtherError; ``info`` and
 ``vendorErrorCode`` name our faults (e.g. ``contactor_welded``). NoError without a fault.
 """
 
@@ -82,6 +84,10 @@ def error_code(faults: Sequence[str]) -> tuple[str, str | None]:
         code = "PowerMeterFailure"
     elif first.startswith("token_reader"):
         code = "ReaderFailure"
+    elif first.startswith("pilot_"):
+        code = "EVCommunicationError"  # the control pilot: E (shorted), a missing diode, a reading in no band
+    elif first == "ev_overcurrent":
+        code = "OverCurrentFailure"
     else:
         code = "OtherError"
     return code, ",".join(str(f) for f in faults)[:INFO_MAX]
@@ -105,7 +111,7 @@ def _in_service(evse: Mapping[str, Any], *, transaction: bool, finished: bool) -
     plugged = bool(evse.get("plugged_in"))
     phase = evse.get("phase")
     if transaction:
-        if not evse.get("charging_allowed", True) or evse.get("current_limit_a") == 0:
+        if not evse.get("charging_allowed", True) or evse.get("limit_a") == 0 or evse.get("current_limit_a") == 0:
             return Status16.SUSPENDED_EVSE
         if evse.get("contactor") == "closed":
             power = evse.get("power_w")

@@ -9,10 +9,12 @@ or ``drivers`` imports ``hil``):
   idle waits), ``dut_api`` (the DUT's HTTP API as the harness uses it);
 - benches: ``bench`` (the ``BenchDriver`` interface and ``PlantFault``), ``sim_bench`` (the DUT in this
   process), ``real_bench`` with ``plant`` and ``meter_link`` (a harness Pi wired to a DUT Pi);
-- the DUT's CSMS: ``csms`` (the harness's OCPP 2.0.1 central system, for the profile's ``[ocpp]``);
+- the DUT's CSMS: ``csms`` with ``csms_answers`` (the harness's OCPP 2.0.1 or 1.6J central system, for the
+  profile's ``[ocpp]``, in the DUT's version);
 - scenarios: ``checks`` (how a check is judged and recorded), ``line_views`` (the checks on an EVSE's
-  lines), ``harness`` (``Bench``, a scenario's handle), ``ocpp_view`` and ``ocpp_energy`` (the CSMS and the
-  plant's meter as OCPP scenarios check them), ``scenario`` and ``scenarios/`` (the suite);
+  lines), ``harness`` (``Bench``, a scenario's handle), ``ocpp_view`` with ``ocpp_dialect`` and
+  ``ocpp_energy`` (the CSMS, per OCPP version, and the plant's meter as OCPP scenarios check them),
+  ``scenario`` and ``scenarios/`` (the suite);
 - running and reporting: ``runner``, ``report`` with ``plot``, ``cli``;
 - simulated-charger instruments: ``interlocks/`` (a monitor of every coil and lock-motor edge) and
   ``storm/`` (fault storms, ``python -m hil.storm``), which use the controller directly, not a bench.

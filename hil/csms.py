@@ -1,12 +1,16 @@
-"""The harness's CSMS: a small OCPP 2.0.1 central system the DUT connects to (the ``ocpp`` theme, benchmarks/ocpp.py).
+"""The harness's CSMS: a small OCPP 2.0.1 or 1.6J central system the DUT connects to (the ``ocpp`` theme,
+benchmarks/ocpp.py).
 
 A ``websockets`` server on the bench profile's ``[ocpp] listen`` address, serving ``<path>/<station id>`` with the
-``ocpp2.0.1`` subprotocol, one station at a time (a newer connection replaces the older one). Frames are read and
+subprotocol of its version (``ocpp2.0.1`` or ``ocpp1.6``: the version the DUT is configured for, the profile's
+``[ocpp] version``), one station at a time (a newer connection replaces the older one). Frames are read and
 written with the ``ocpp`` library's OCPP-J message classes (``ocpp.messages``). Every CALL the station sends is
-answered at once with a fixed answer (BootNotification Accepted, Authorize Accepted, ... see ``ANSWERS``) and
-recorded with its arrival time (``time.monotonic()``), so checks judge when the DUT said something, not when a
-scenario looked. When ``validate`` is on, each CALL is then checked against the library's JSON schema for it and
-a mismatch is kept in ``problems`` (after the answer has gone out, so checking never delays an answer).
+answered at once with a fixed answer (BootNotification Accepted, Authorize Accepted, ... see hil.csms_answers) and
+recorded with its arrival time (``time.monotonic()``) and the answer it got, so checks judge when the DUT said
+something, not when a scenario looked. When ``validate`` is on, each CALL is then checked against the library's
+JSON schema for it and a mismatch is kept in ``problems`` (after the answer has gone out, so checking never delays
+an answer). ``statuses`` keeps each connector's last StatusNotification by (EVSE, connector); in 1.6, whose
+StatusNotification names a connectorId, ``connectors`` (connectorId -> (EVSE, connector)) translates.
 
 ``stop()`` is a CSMS outage: the server stops listening and the live connection is dropped without a closing
 handshake (as a crashed CSMS or a lost network); ``start()`` listens again on the same port. HTTP Basic auth
@@ -25,7 +29,6 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -33,42 +36,16 @@ from ocpp.messages import Call, CallError, CallResult, get_validator, unpack
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
+from hil.csms_answers import ANSWERS, Answer, answers_for, ocpp_time
+
+__all__ = ["ANSWERS", "SUBPROTOCOLS", "Answer", "Answered", "CsmsCallError", "HarnessCsms", "Received", "ocpp_time"]
+
 log = logging.getLogger(__name__)
 
-SUBPROTOCOL = "ocpp2.0.1"
+SUBPROTOCOLS = {"2.0.1": "ocpp2.0.1", "1.6": "ocpp1.6"}
+SUBPROTOCOL = SUBPROTOCOLS["2.0.1"]
 VERSION = "2.0.1"
 CALL_TIMEOUT_S = 10.0
-Answer = Callable[[dict[str, Any]], dict[str, Any]]
-
-
-def ocpp_time(moment: datetime | None = None) -> str:
-    """An OCPP date-time (UTC, milliseconds, ``Z``)."""
-    moment = moment or datetime.now(UTC)
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def _boot(_: dict[str, Any]) -> dict[str, Any]:
-    """Accepted, with the CSMS's time and a five-minute heartbeat."""
-    return {"currentTime": ocpp_time(), "interval": 300, "status": "Accepted"}
-
-
-def _transaction_event(payload: dict[str, Any]) -> dict[str, Any]:
-    """Empty, or idTokenInfo Accepted when the event carries an idToken (the CSMS must then answer with one)."""
-    return {"idTokenInfo": {"status": "Accepted"}} if "idToken" in payload else {}
-
-
-ANSWERS: dict[str, Answer] = {
-    "BootNotification": _boot,
-    "Heartbeat": lambda _: {"currentTime": ocpp_time()},
-    "Authorize": lambda _: {"idTokenInfo": {"status": "Accepted"}},
-    "TransactionEvent": _transaction_event,
-    "DataTransfer": lambda _: {"status": "UnknownVendorId"},
-    **{action: lambda _: {} for action in (
-        "StatusNotification", "MeterValues", "ReservationStatusUpdate", "NotifyReport", "NotifyEvent",
-        "SecurityEventNotification", "FirmwareStatusNotification", "LogStatusNotification",
-        "NotifyMonitoringReport")},
-}
-"""The CSMS's answer to each CALL a station may send (camelCase payloads); anything else: CALLERROR NotImplemented."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +57,7 @@ class Received:
     unique_id: str
     action: str
     payload: dict[str, Any]
+    answer: dict[str, Any] = field(default_factory=dict)  # what the CSMS answered (a 1.6 transactionId...)
 
 
 @dataclass
@@ -103,15 +81,22 @@ class HarnessCsms:
     """The CSMS side of the bench: listens, answers, records; ``call`` sends the CSMS's own CALLs."""
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, path: str = "/ocpp", *, validate: bool = True,
-                 url_host: str | None = None) -> None:
+                 url_host: str | None = None, version: str = VERSION,
+                 connectors: dict[int, tuple[int, int]] | None = None) -> None:
         """Listen on ``host:port`` (0: a free port, kept across ``stop``/``start``); ``url_host`` is the host in
-        ``url`` (default ``host``, or 127.0.0.1 for a wildcard address)."""
+        ``url`` (default ``host``, or 127.0.0.1 for a wildcard address). ``version``: "2.0.1" or "1.6";
+        ``connectors``: 1.6 connectorId -> (EVSE, connector), for ``statuses``."""
+        if version not in SUBPROTOCOLS:
+            raise ValueError(f"OCPP version must be one of {', '.join(SUBPROTOCOLS)}, got {version!r}")
         self.host = host
         self.port = port
         self.path = "/" + path.strip("/")
         self.validate = validate
+        self.version = version
+        self.subprotocol = SUBPROTOCOLS[version]
+        self.connectors = dict(connectors or {})
         self.url_host = url_host or ("127.0.0.1" if host in ("0.0.0.0", "::", "") else host)
-        self.answers: dict[str, Answer] = dict(ANSWERS)
+        self.answers: dict[str, Answer] = answers_for(version)
         self.received: list[Received] = []
         self.calls: list[Answered] = []
         self.problems: list[str] = []  # one per CALL that breaks its schema, or frame that is not OCPP-J
@@ -132,7 +117,8 @@ class HarnessCsms:
     async def start(self) -> HarnessCsms:
         """Listen (again, on the same port after ``stop``)."""
         if self._server is None:
-            self._server = await serve(self._serve, self.host, self.port, subprotocols=[SUBPROTOCOL],  # type: ignore[list-item]
+            self._server = await serve(self._serve, self.host, self.port,
+                                       subprotocols=[self.subprotocol],  # type: ignore[list-item]
                                        process_request=self._check_path, ping_interval=None, close_timeout=1)
             self.port = int(self._server.sockets[0].getsockname()[1])
         return self
@@ -208,8 +194,8 @@ class HarnessCsms:
 
     async def _serve(self, ws: ServerConnection) -> None:
         """One station connection: read, record and answer until it closes."""
-        if ws.subprotocol != SUBPROTOCOL:
-            await ws.close(1002, "ocpp2.0.1 only")
+        if ws.subprotocol != self.subprotocol:
+            await ws.close(1002, f"{self.subprotocol} only")
             return
         old = self._ws
         if old is not None:
@@ -269,28 +255,40 @@ class HarnessCsms:
         """Answer a station's CALL at once, then record it (and check it against its schema)."""
         action, payload = str(message.action), message.payload
         answer = self.answers.get(action)
+        given: dict[str, Any] = {}
         if answer is None:
             reply = CallError(message.unique_id, "NotImplemented", f"the bench's CSMS does not handle {action}", {})
         else:
-            reply = CallResult(message.unique_id, answer(payload), action)
+            given = answer(payload)
+            reply = CallResult(message.unique_id, given, action)
         with contextlib.suppress(ConnectionClosed):
             await ws.send(reply.to_json())
-        received = Received(at, serial, str(message.unique_id), action, payload if isinstance(payload, dict) else {})
+        received = Received(at, serial, str(message.unique_id), action, payload if isinstance(payload, dict) else {},
+                            given)
         self.received.append(received)
         if action == "StatusNotification":
-            with contextlib.suppress(KeyError, TypeError, ValueError):
-                self.statuses[(int(payload["evseId"]), int(payload["connectorId"]))] = str(payload["connectorStatus"])
+            self._status(payload)
         if self.validate:
             self._check(received)
         if self.on_message is not None:
             self.on_message(received)
 
+    def _status(self, payload: Any) -> None:
+        """Keep a connector's status: 2.0.1 names the EVSE and connector, 1.6 a connectorId (0: the station)."""
+        with contextlib.suppress(KeyError, TypeError, ValueError, AttributeError):
+            if self.version == "1.6":
+                where = self.connectors.get(int(payload["connectorId"]))
+                if where is not None:
+                    self.statuses[where] = str(payload["status"])
+                return
+            self.statuses[(int(payload["evseId"]), int(payload["connectorId"]))] = str(payload["connectorStatus"])
+
     def _check(self, received: Received) -> None:
         """Keep a schema mismatch of the station's CALL as a problem."""
         try:
-            validator = get_validator(2, received.action, VERSION)
+            validator = get_validator(2, received.action, self.version)
         except Exception:
-            self.problems.append(f"{received.action}: not an OCPP {VERSION} action")
+            self.problems.append(f"{received.action}: not an OCPP {self.version} action")
             return
         errors = sorted(validator.iter_errors(received.payload), key=lambda e: list(map(str, e.absolute_path)))
         if errors:

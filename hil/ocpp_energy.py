@@ -2,7 +2,11 @@
 
 ``PlantEnergy`` samples the register of the meter the plant plays (``BenchDriver.plant_meter``: the simulated SDM630
 of the sim bench, the harness's meter on a real one) every ``SAMPLE_S``, as the DUT would decode it (the map's
-resolution). ``readings_follow_plant`` holds each TransactionEvent's Energy.Active.Import.Register against it.
+resolution). ``readings_follow_plant`` holds each transaction message's energy reading against it: a 2.0.1
+TransactionEvent's Energy.Active.Import.Register; in 1.6 a MeterValues' register, a StartTransaction's meterStart
+and a StopTransaction's meterStop and Transaction.End values (whole Wh: ``energy_readings`` says how each is
+rounded; the Transaction.Begin values a StopTransaction repeats were taken at the start, and are not judged at its
+arrival).
 
 The tolerance, and why: the DUT does not read the meter when it makes an event, it reports its latest reading,
 taken at most one poll interval (``meter_poll_s``) plus one read before; the event then reaches the CSMS after
@@ -29,22 +33,35 @@ from hil.timeline import CheckRecord
 
 SAMPLE_S = 0.02
 ROUNDING_WH = 0.05  # the station writes Wh with one decimal
+WHOLE_WH = 0.5  # 1.6 meterStart and meterStop are whole Wh
 ENERGY = "Energy.Active.Import.Register"
 POWER = "Power.Active.Import"
 CURRENT = "Current.Import"
 
 
-def sampled(payload: dict[str, Any], measurand: str) -> list[float]:
-    """The sampled values of ``measurand`` in a TransactionEvent or MeterValues payload, in Wh, W or A."""
+def sampled(payload: dict[str, Any], measurand: str, *, skip_context: str | None = None) -> list[float]:
+    """The sampled values of ``measurand`` in a TransactionEvent or MeterValues payload (1.6: also a
+    StopTransaction's transactionData), in Wh, W or A; values of ``skip_context`` are left out."""
     out = []
-    for meter_value in payload.get("meterValue") or []:
+    for meter_value in payload.get("meterValue") or payload.get("transactionData") or []:
         for value in meter_value.get("sampledValue") or []:
-            if value.get("measurand", ENERGY) != measurand:
+            if value.get("measurand", ENERGY) != measurand or (skip_context and value.get("context") == skip_context):
                 continue
-            unit = value.get("unitOfMeasure") or {}
+            unit = value.get("unitOfMeasure") or {"unit": value.get("unit")}  # 2.0.1 an object; 1.6 a field
             scale = 10.0 ** int(unit.get("multiplier", 0)) * (1000.0 if unit.get("unit") in ("kWh", "kW") else 1.0)
             out.append(float(value["value"]) * scale)
     return out
+
+
+def energy_readings(message: Received) -> list[tuple[float, float]]:
+    """The energy readings (Wh) a transaction message reports as of its making, each with its rounding."""
+    payload = message.payload
+    if message.action == "StartTransaction":
+        return [(float(payload["meterStart"]), WHOLE_WH)]
+    if message.action == "StopTransaction":
+        end = sampled(payload, ENERGY, skip_context="Transaction.Begin")
+        return [(float(payload["meterStop"]), WHOLE_WH), *((v, ROUNDING_WH) for v in end)]
+    return [(v, ROUNDING_WH) for v in sampled(payload, ENERGY)]
 
 
 class PlantEnergy:
@@ -124,19 +141,23 @@ def readings_follow_plant(bench: Bench, plant: PlantEnergy, messages: Iterable[t
     ``messages``: (arrival in scenario time, message). A message without an energy reading is a failure.
     """
     found = list(messages)
-    slack = ROUNDING_WH + plant.power_w * SAMPLE_S / 3600.0
+    step = plant.power_w * SAMPLE_S / 3600.0
+    slack = ROUNDING_WH + step
     bad = []
     for t, message in found:
-        values = sampled(message.payload, ENERGY)
-        low, high = plant.at_or_before(t - window_s) - slack, plant.at_or_after(t) + slack
+        values = energy_readings(message)
         if not values:
             bad.append(f"{message.action} at t={t:.2f} s has no {ENERGY}")
-        bad += [f"{v:.1f} Wh at t={t:.2f} s outside [{low:.1f}, {high:.1f}]" for v in values if not low <= v <= high]
+        for v, rounding in values:
+            low, high = plant.at_or_before(t - window_s) - rounding - step, plant.at_or_after(t) + rounding + step
+            if not low <= v <= high:
+                bad.append(f"{v:.1f} Wh at t={t:.2f} s outside [{low:.1f}, {high:.1f}]")
     since, until = (found[0][0], found[-1][0]) if found else (bench.now(), bench.now())
     ok = bool(found) and not bad
+    whole = f", whole Wh ±{WHOLE_WH + step:.2f}" if any(m.action.endswith("Transaction") for _, m in found) else ""
     bench._record(CheckRecord(
         f"{len(found)} energy readings follow the plant's meter (each between the register {window_s:.2f} s before "
-        f"its arrival and at its arrival, ±{slack:.2f} Wh)", ok, since, until, (), None,
+        f"its arrival and at its arrival, ±{slack:.2f} Wh{whole})", ok, since, until, (), None,
         "; ".join(bad[:4]) if bad else ("" if found else "no readings")))
 
 

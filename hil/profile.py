@@ -113,11 +113,12 @@ class MeterLink:
 
 @dataclass(frozen=True, slots=True)
 class OcppLink:
-    """Where the harness's CSMS (hil.csms) listens for the DUT's OCPP 2.0.1 connection: the ``[ocpp]`` table.
+    """Where the harness's CSMS (hil.csms) listens for the DUT's OCPP connection: the ``[ocpp]`` table.
 
-    ``listen``, ``path`` and ``connect_timeout_s`` are the profile's keys; the rest is derived by the loader: on a
-    real bench from the DUT's own ``[ocpp]`` section (which must point at this address), on the sim bench from
-    the settings the sim bench gives its DUT (``SIM_STATION_ID``, ``SIM_RECONNECT_S``).
+    ``listen``, ``path``, ``connect_timeout_s`` and ``version`` are the profile's keys; the rest is derived by the
+    loader: on a real bench from the DUT's own ``[ocpp]`` section (which must point at this address, and whose
+    version the CSMS speaks), on the sim bench from the settings the sim bench gives its DUT (``SIM_STATION_ID``,
+    ``SIM_RECONNECT_S``, and ``version``, which the sim DUT is configured for).
     """
 
     listen: str  # host:port as written ("127.0.0.1:0": a free port, sim bench only)
@@ -127,8 +128,10 @@ class OcppLink:
     connect_timeout_s: float = 30.0  # the DUT is connected to the CSMS this long after the bench opened
     station_id: str = "hil-dut"
     reconnect_max_s: float = 1.0  # the DUT's longest reconnect back-off (its [ocpp] reconnect_max_s)
+    version: str = "2.0.1"  # the OCPP version the DUT speaks, and so the harness's CSMS: "2.0.1" or "1.6"
 
 
+OCPP_VERSIONS = ("2.0.1", "1.6")
 SIM_STATION_ID = "hil-dut"
 SIM_RECONNECT_S = (0.1, 1.0)
 """The sim bench's DUT reconnects after 0.1 s at first, at most 1 s apart (a real DUT: its [ocpp] settings)."""

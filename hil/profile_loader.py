@@ -4,11 +4,14 @@ Unknown keys, wrong types and wiring that does not match the DUT's own configura
 (``ProfileError``) naming the file and the key. On the sim bench an EVSE without lines is wired to
 the DUT's own pins; on a real bench only the EVSEs wired to the harness are tested. An ``[ocpp]`` table
 (``listen = "host:port"``, ``path``, ``connect_timeout_s``) makes the harness play the DUT's CSMS (the ``ocpp``
-theme); on a real bench the DUT's own ``[ocpp]`` section must point at that address.
+theme) in the OCPP version the DUT speaks: on the sim bench the table's ``version`` ("2.0.1", the default, or
+"1.6") configures the DUT; on a real bench the DUT's own ``[ocpp]`` section must point at that address, and its
+``version`` is the one the CSMS speaks (a ``version`` in the table must match it).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import tomllib
 from importlib import resources
 from pathlib import Path
@@ -20,6 +23,7 @@ from controller.config.model import EvseConfig, parse_bind
 from hil.profile import (
     DRIVEN_ROLES,
     OBSERVED_ROLES,
+    OCPP_VERSIONS,
     SIM_DUT_CONFIG,
     SIM_RECONNECT_S,
     SIM_STATION_ID,
@@ -109,7 +113,10 @@ def _dut_config(dut: DutSettings, source: str, base_dir: Path | None) -> Charger
     """The DUT's configuration the profile names (relative paths from the profile's folder)."""
     try:
         if dut.config == SIM_DUT_CONFIG:
-            return load_sim_default()
+            # the bench's lines model a board whose control pilot is handled elsewhere (the plug line says
+            # plugged); the simulated charger's pilots are left out until the bench has a CP line of its own
+            sim = load_sim_default()
+            return dataclasses.replace(sim, evses=tuple(dataclasses.replace(e, pilot=None) for e in sim.evses))
         path = Path(dut.config)
         if not path.is_absolute() and base_dir is not None:
             path = base_dir / path
@@ -176,12 +183,16 @@ def _evses(reader: _Reader, raw: object, kind: str, config: ChargerConfig) -> tu
 
 
 def _ocpp(reader: _Reader, raw: object, kind: str, config: ChargerConfig) -> OcppLink:
-    """The [ocpp] table: where the harness's CSMS listens. On a real bench the DUT's own [ocpp] section must
-    point at it (same port and path, ws://, OCPP 2.0.1); its station id and reconnect back-off are taken from there.
+    """The [ocpp] table: where the harness's CSMS listens and (sim bench) which OCPP version the DUT speaks. On a
+    real bench the DUT's own [ocpp] section must point at it (same port and path, ws://); its station id, reconnect
+    back-off and OCPP version are taken from there.
     """
     where = f"{reader.source}: [ocpp]"
-    table = reader.table(raw, "ocpp", {"listen", "path", "connect_timeout_s"})
+    table = reader.table(raw, "ocpp", {"listen", "path", "connect_timeout_s", "version"})
     listen, path = table.get("listen"), table.get("path", "/ocpp")
+    version = table.get("version")
+    if version is not None and version not in OCPP_VERSIONS:
+        raise ProfileError(f'{where} version must be "2.0.1" or "1.6", got {version!r}')
     timeout = table.get("connect_timeout_s", 30.0 if kind == "real" else 5.0)
     if not isinstance(listen, str):
         raise ProfileError(f"{where} listen must be \"host:port\", the address the harness's CSMS listens on")
@@ -195,7 +206,8 @@ def _ocpp(reader: _Reader, raw: object, kind: str, config: ChargerConfig) -> Ocp
         raise ProfileError(f'{where} path must be a URL path such as "/ocpp" (no trailing slash), got {path!r}')
     if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
         raise ProfileError(f"{where} connect_timeout_s must be a number of seconds > 0, got {timeout!r}")
-    link = OcppLink(listen, host, port, path, float(timeout), SIM_STATION_ID, SIM_RECONNECT_S[1])
+    link = OcppLink(listen, host, port, path, float(timeout), SIM_STATION_ID, SIM_RECONNECT_S[1],
+                    str(version or "2.0.1"))
     if kind == "sim":
         return link
     dut = config.ocpp
@@ -203,15 +215,15 @@ def _ocpp(reader: _Reader, raw: object, kind: str, config: ChargerConfig) -> Ocp
         raise ProfileError(f"{where}: the DUT's configuration has no [ocpp] section; give it url = "
                            f'"ws://<this harness>:{port}{path}" and a station_id')
     problem = None
-    if dut.version != "2.0.1":
-        problem = f"version {dut.version!r}: the harness's CSMS speaks OCPP 2.0.1 only"
+    if version is not None and dut.version != version:
+        problem = f"version {dut.version!r} is not the profile's [ocpp] version {version!r}"
     elif dut.tls:
         problem = f"url {dut.url!r}: the harness's CSMS speaks ws:// only (no TLS: security profile 0 or 1)"
     elif dut.port != port or "/" + urlsplit(dut.url).path.strip("/") != path:
         problem = f"url {dut.url!r} does not reach the harness's CSMS at port {port}, path {path}"
     if problem is not None:
         raise ProfileError(f"{where}: the DUT's [ocpp] {problem}")
-    return OcppLink(listen, host, port, path, float(timeout), dut.station_id, dut.reconnect_max_s)
+    return OcppLink(listen, host, port, path, float(timeout), dut.station_id, dut.reconnect_max_s, dut.version)
 
 
 def dut_lines(evse: EvseConfig) -> dict[str, LineSpec]:

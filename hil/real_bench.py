@@ -110,8 +110,10 @@ class RealBench:
         link = self.profile.ocpp
         if link is not None:
             from hil.csms import HarnessCsms
+            from hil.ocpp_dialect import connector_numbers
 
-            self.csms = await HarnessCsms(link.host, link.port, link.path).start()
+            self.csms = await HarnessCsms(link.host, link.port, link.path, version=link.version,
+                                          connectors=connector_numbers(self.profile.dut_config)).start()
 
     def _line_changed(self, evse_id: int, role: str, t: float, value: float) -> None:
         timeline = self._timeline

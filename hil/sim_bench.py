@@ -111,8 +111,10 @@ class SimBench:
             if link is None:
                 raise ValueError(f"{self.profile.source}: the profile has no [ocpp] table: no CSMS to connect to")
             from hil.csms import HarnessCsms
+            from hil.ocpp_dialect import connector_numbers
 
-            self.csms = await HarnessCsms(link.host, link.port, link.path).start()
+            self.csms = await HarnessCsms(link.host, link.port, link.path, version=link.version,
+                                          connectors=connector_numbers(self.profile.dut_config)).start()
         await self._power_on()
         self._recorder = asyncio.ensure_future(self._record())
 
@@ -179,13 +181,15 @@ class SimBench:
             await self._start_ocpp(built, self.csms)
 
     async def _start_ocpp(self, built: Built, csms: HarnessCsms) -> None:
-        """The DUT's OCPP front, as ``[ocpp] url = csms.url`` would start it (fast reconnects, see SIM_RECONNECT_S)."""
+        """The DUT's OCPP front, as ``[ocpp] url = csms.url`` would start it, in the profile's OCPP version (fast
+        reconnects, see SIM_RECONNECT_S)."""
         from controller.config.ocpp_model import OcppConfig
         from controller.ocpp.front import OcppFront
 
-        assert self._state_dir is not None and self.profile.ocpp is not None
+        link = self.profile.ocpp
+        assert self._state_dir is not None and link is not None
         config = OcppConfig(url=csms.url, host=csms.url_host, port=csms.port, tls=False,
-                            station_id=self.profile.ocpp.station_id, version="2.0.1", reservations=True,
+                            station_id=link.station_id, version=link.version, reservations=True,
                             non_evse_specific_reservations=True, security_profile=0, password=None, ca_file=None,
                             reconnect_min_s=SIM_RECONNECT_S[0], reconnect_max_s=SIM_RECONNECT_S[1])
         front = OcppFront(built.runtime, config, self._state_dir)

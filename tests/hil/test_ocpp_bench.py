@@ -1,6 +1,6 @@
-"""The bench's OCPP side without a DUT: the ``[ocpp]`` profile table and the harness's CSMS (hil.csms).
-
-The ``ocpp`` theme itself runs with the rest of the suite in test_sim_suite.py.
+"""The bench's OCPP side: the ``[ocpp]`` profile table, the harness's CSMS (hil.csms) in both versions, and the
+``ocpp`` theme's four scenarios on the sim bench with the DUT speaking OCPP 2.0.1 and 1.6J (the same scenarios,
+the profile's ``[ocpp] version`` choosing; test_sim_suite.py runs the whole suite, 2.0.1, for its reports).
 """
 
 from __future__ import annotations
@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+import warnings
 from pathlib import Path
 
 import pytest
@@ -24,7 +25,9 @@ from hil.ocpp_energy import PlantEnergy, readings_follow_plant
 from hil.profile import BenchProfile, ProfileError
 from hil.profile_loader import load_profile, parse_profile
 from hil.real_bench import RealBench, RealBenchError
+from hil.runner import ScenarioResult, run_all, run_scenario
 from hil.scenario import load_all
+from hil.sim_bench import SimBench
 from hil.timeline import Timeline
 
 EXAMPLES = Path(hil.__file__).parent.parent / "examples"
@@ -80,11 +83,31 @@ def test_a_real_bench_takes_the_station_from_the_dut_configuration(tmp_path: Pat
     ('[ocpp]\nlisten = "0.0.0.0:9001"\n', DUT_OCPP, "does not reach the harness's CSMS at port 9001"),
     ('[ocpp]\nlisten = "0.0.0.0:9000"\npath = "/csms"\n', DUT_OCPP, "does not reach the harness's CSMS"),
     ('[ocpp]\nlisten = "0.0.0.0:9000"\n', DUT_OCPP.replace("ws://", "wss://"), "ws:// only"),
+    ('[ocpp]\nlisten = "0.0.0.0:9000"\nversion = "2.1"\n', DUT_OCPP, 'version must be "2.0.1" or "1.6"'),
+    ('[ocpp]\nlisten = "0.0.0.0:9000"\nversion = "1.6"\n', DUT_OCPP, "is not the profile's [ocpp] version"),
 ])
 def test_a_wrong_ocpp_table_is_refused_naming_the_key(tmp_path: Path, table: str, dut: str, message: str) -> None:
     with pytest.raises(ProfileError, match=r"bench\.toml") as refused:
         _real(tmp_path, table, dut)
     assert message in str(refused.value)
+
+
+def _sim_profile(version: str) -> BenchProfile:
+    """The built-in sim bench with ``[ocpp] version`` set (read through the loader, as a profile file would be)."""
+    text = (Path(hil.__file__).parent / "benches" / "sim.toml").read_text(encoding="utf-8")
+    listen = 'listen = "127.0.0.1:0"\n'
+    assert listen in text, "hil/benches/sim.toml no longer listens on 127.0.0.1:0"
+    return parse_profile(text.replace(listen, f'{listen}version = "{version}"\n'), source="sim-ocpp.toml")
+
+
+def test_the_profile_says_which_ocpp_version_the_dut_speaks(tmp_path: Path) -> None:
+    """Sim bench: the table's version (2.0.1 by default); real bench: the DUT's own [ocpp] version."""
+    link = load_profile("sim").ocpp
+    assert link is not None and link.version == "2.0.1"
+    link16 = _sim_profile("1.6").ocpp
+    assert link16 is not None and link16.version == "1.6"
+    real = _real(tmp_path, '[ocpp]\nlisten = "0.0.0.0:9000"\n', DUT_OCPP + 'version = "1.6"\n').ocpp
+    assert real is not None and real.version == "1.6"  # a real bench: the DUT's own [ocpp] version
 
 
 def test_ocpp_scenarios_are_skipped_on_a_bench_without_a_csms() -> None:
@@ -127,6 +150,29 @@ async def test_the_csms_answers_records_checks_calls_and_survives_an_outage() ->
             assert csms.connections == 2
         with pytest.raises(InvalidStatus):
             await connect(f"{csms.url}/a/b", subprotocols=["ocpp2.0.1"])  # type: ignore[list-item]
+    finally:
+        await csms.stop()
+
+
+async def test_the_16_csms_names_transactions_and_knows_connectors_by_their_number() -> None:
+    """The 1.6 CSMS: ocpp1.6 only, a transactionId per StartTransaction (the same for a resend), statuses by
+    (EVSE, connector) through the connectorId map, schema checks of the 1.6 actions."""
+    csms = await HarnessCsms(version="1.6", connectors={1: (1, 1), 2: (2, 1)}).start()
+    try:
+        async with connect(f"{csms.url}/CS-16", subprotocols=["ocpp1.6"]) as ws:  # type: ignore[list-item]
+            start = {"connectorId": 2, "idTag": "TOKEN", "meterStart": 0, "timestamp": "2026-01-01T00:00:00Z"}
+            answers = []
+            for unique_id, payload in (("1", start), ("2", start), ("3", {**start, "connectorId": 1})):
+                await ws.send(json.dumps([2, unique_id, "StartTransaction", payload]))
+                answers.append(json.loads(await ws.recv())[2]["transactionId"])
+            assert answers == [1, 1, 2]  # the same start again (a resend) keeps its transactionId
+            status = {"connectorId": 2, "errorCode": "NoError", "status": "Reserved"}
+            await ws.send(json.dumps([2, "4", "StatusNotification", status]))
+            await ws.recv()
+            assert csms.statuses == {(2, 1): "Reserved"} and csms.received[0].answer["transactionId"] == 1
+            assert not csms.problems, csms.problems
+        with pytest.raises(InvalidStatus):
+            await connect(f"{csms.url}/CS-16", subprotocols=["ocpp2.0.1"])  # type: ignore[list-item]
     finally:
         await csms.stop()
 
@@ -194,3 +240,42 @@ def test_energy_readings_are_held_against_the_plant_meter_within_the_polling_win
     for wrong in (at_4s / 1000.0, plant.at_or_before(1.0), plant.at_or_after(6.0)):  # kWh, 4 s old, from the future
         with pytest.raises(CheckFailed, match="outside"):
             readings_follow_plant(bench, plant, [(5.0, _event(round(wrong, 1)))], window_s=2.6)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# the ocpp theme on the sim bench, in both versions
+
+OCPP_SCENARIOS = sorted(name for name, s in load_all().items() if s.theme == "ocpp")
+
+
+@pytest.fixture(scope="module", params=["2.0.1", "1.6"])
+def ocpp_theme(request: pytest.FixtureRequest) -> tuple[str, dict[str, ScenarioResult]]:
+    """The four ocpp scenarios on the sim bench, the DUT speaking ``request.param``, two at a time; one that misses
+    its timing in company is run again alone before it counts (as test_sim_suite.py does)."""
+    version = str(request.param)
+    profile = _sim_profile(version)
+    scenarios = [load_all()[name] for name in OCPP_SCENARIOS]
+    by_name = {r.scenario.name: r for r in asyncio.run(run_all(profile, scenarios, jobs=2))}
+    for name, first in list(by_name.items()):
+        if first.status != "passed":
+            again = asyncio.run(run_scenario(SimBench(profile), first.scenario))
+            if again.status == "passed":
+                warnings.warn(f"{name} ({version}) missed its timing in company ({first.message}) but passed alone",
+                              stacklevel=1)
+            else:
+                again.message = f"{again.message} (with another scenario: {first.message})"
+            by_name[name] = again
+    return version, by_name
+
+
+@pytest.mark.parametrize("name", OCPP_SCENARIOS)
+def test_the_ocpp_scenario_passes_in_either_version(ocpp_theme: tuple[str, dict[str, ScenarioResult]],
+                                                    name: str) -> None:
+    """Each ocpp scenario passes on the sim bench with the DUT speaking 2.0.1, and speaking 1.6."""
+    version, results = ocpp_theme
+    result = results[name]
+    checks = result.timeline.checks if result.timeline is not None else []
+    transcript = "\n".join([*(f"{c.decided:7.3f} {'ok  ' if c.ok else 'FAIL'} {c.text} {c.detail}" for c in checks),
+                            "--- log", *result.log_lines[-40:], result.detail])
+    assert result.status == "passed", f"OCPP {version}: {result.status}: {result.message}\n{transcript}"
+    assert any(f"OCPP {version} schemas" in c.text and c.ok for c in checks), "the DUT spoke another version"

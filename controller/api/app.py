@@ -27,6 +27,7 @@ from controller.api.errors import (
     require_json_posts,
 )
 from controller.api.events import DEFAULT_KEEPALIVE_S, DEFAULT_QUEUE_LIMIT, EventStreams
+from controller.api.limits import limit_routes
 from controller.core.parsing import FormatError
 from controller.core.tokens import parse_token
 from controller.core.types import Reservation, ReservationCheck
@@ -92,6 +93,7 @@ def create_app(
     app.state.event_streams = streams
     app.include_router(_reservation_routes(charger))
     app.include_router(_evse_routes(charger, streams))
+    app.include_router(limit_routes(charger, _errors(*_BODY, 404)))  # POST /evses/{id}/limit (controller.api.limits)
     app.include_router(_sim_routes(charger))
     install_error_handlers(app, charger.evse_ids)
     app.add_middleware(InternalErrors)
@@ -340,7 +342,8 @@ def _document_request_bodies(app: FastAPI) -> None:
                 routes=app.routes,
             )
             components = schema.setdefault("components", {}).setdefault("schemas", {})
-            requests: list[type[BaseModel]] = [m.ReservationBody, m.ReservationCheckBody, m.TokenIn, m.SimFaultIn]
+            requests: list[type[BaseModel]] = [m.ReservationBody, m.ReservationCheckBody, m.TokenIn, m.SimFaultIn,
+                                               m.LimitIn]
             for name, body in m.request_schemas(requests).items():
                 components.setdefault(name, body)
             app.openapi_schema = schema

@@ -1,7 +1,7 @@
 """CLI client commands that talk to a running controller over its HTTP API (stdlib only).
 
 ``add_client_commands(subparsers)`` registers ``status``, ``reserve``, ``cancel``,
-``present-token``, ``plug``, ``unplug``, ``fault``, ``enable``, ``disable``, ``reset`` and ``check``;
+``present-token``, ``plug``, ``unplug``, ``fault``, ``enable``, ``disable``, ``reset``, ``limit`` and ``check``;
 each sets ``func`` to a handler returning the exit status. Exit status: 0 done, 1 the
 controller could not be reached or refused the request, 3 it answered "no" (a reservation
 not Accepted, nothing to cancel, a token refused).
@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from controller.core.parsing import format_rfc3339
 from controller.core.types import ConnectorType
-from controller.port.charger import SimFaultKind
+from controller.port.charger import SimFaultKind, parse_current_limit
 from drivers.redact import redact_token
 
 if TYPE_CHECKING:
@@ -165,6 +165,24 @@ def cmd_reset(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_limit(args: argparse.Namespace) -> int:
+    """Set (or with ``none`` remove) an EVSE's local current limit; 0 pauses charging."""
+    doc = request(args, "POST", f"/evses/{args.evse}/limit", {"amps": args.amps})
+    limit = doc.get("current_limit_a") if isinstance(doc, dict) else None
+    paused = " (charging paused)" if limit == 0 else ""
+    line = "limit removed" if limit is None else f"limit {limit:g} A{paused}"
+    _answer(args, doc, f"EVSE {args.evse}: {line}")
+    return EXIT_OK
+
+
+def _amps(text: str) -> float | None:
+    """``AMPS`` of ``limit``: a number, or ``none`` to remove the limit (the MQTT bridge's reading)."""
+    try:
+        return parse_current_limit(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def cmd_fault(args: argparse.Namespace) -> int:
     """Simulation: inject or clear a fault."""
     doc = request(args, "POST", "/sim/faults", {"evse_id": args.evse, "kind": args.kind})
@@ -297,6 +315,11 @@ def add_client_commands(subparsers: argparse._SubParsersAction[argparse.Argument
 
     p = add("reset", cmd_reset, "after a repair: clear latched faults (a welded contactor) of an EVSE")
     p.add_argument("evse", type=int, metavar="EVSE", help="EVSE id")
+
+    p = add("limit", cmd_limit, "limit the current an EVSE offers the car (0 pauses charging, none removes the limit)")
+    p.add_argument("evse", type=int, metavar="EVSE", help="EVSE id")
+    p.add_argument("amps", type=_amps, metavar="AMPS",
+                   help="amperes per phase: 0 (pause) or 6 to 80, or none to remove the limit")
 
     p = add("fault", cmd_fault, "simulation (run --sim): inject a fault, or clear them")
     p.add_argument("evse", type=int, metavar="EVSE", help="EVSE id")

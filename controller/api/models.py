@@ -7,14 +7,14 @@ They describe, they do not validate requests: request bodies are parsed by the s
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from controller.core.parsing import MAX_ID
 from controller.core.tokens import MAX_TOKEN_LENGTH, TOKEN_PATTERN
 from controller.core.types import ConnectorState, ConnectorType, ReservationCheckStatus, ReservationResult
-from controller.port.charger import SimFaultKind, TokenVerdict
+from controller.port.charger import MAX_CURRENT_LIMIT_A, MIN_CURRENT_LIMIT_A, SimFaultKind, TokenVerdict
 
 # The token policy of controller.core.types.parse_token, as one pattern: no control character anywhere and at least
 # one visible character (not only white space, format or combining characters). Explicit code point ranges, no
@@ -177,14 +177,43 @@ class StoreStatusOut(BaseModel):
     unsynced_ends: int = Field(ge=0, description="reservations ended in memory whose rows are not yet deleted")
 
 
+class LoopStatusOut(BaseModel):
+    """The event loop's health over the last minute (the controller's own probe; null while not measured)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    lag_max_ms: float | None = Field(description="the longest a 100 ms probe timer fired late in the last minute")
+    lag_p99_ms: float | None = Field(description="the 99th percentile of the probe's lateness in the last minute")
+    samples: int = Field(ge=0, description="probe samples in the last minute")
+    slow_callbacks: int = Field(ge=0, description="callbacks that held the loop over 20 ms since start (logged)")
+
+
 class StatusOut(BaseModel):
-    """``GET /status``: every EVSE, then the live reservations, then the store's health."""
+    """``GET /status``: every EVSE, then the live reservations, then the store's and the loop's health."""
 
     model_config = ConfigDict(extra="allow")
 
     evses: list[EvseStatusOut]
     reservations: list[ReservationBody]
     store: StoreStatusOut
+    loop: LoopStatusOut | None = None
+
+
+class LimitIn(BaseModel):
+    """An EVSE's local current limit (A per phase): 0 pauses charging, 6 to 80 A caps it, null removes it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    amps: Annotated[float, Field(ge=MIN_CURRENT_LIMIT_A, le=MAX_CURRENT_LIMIT_A)] | Literal[0] | None = Field(
+        description="amperes per phase: 0 = pause, 6 to 80 = the most the car is offered, null = no local limit")
+
+
+class LimitOut(BaseModel):
+    """Answer to ``POST /evses/{id}/limit``: the local limit now, and the EVSE's status entry after the change."""
+
+    evse_id: int
+    current_limit_a: float | None
+    evse: EvseStatusOut
 
 
 def request_body(model: type[BaseModel]) -> dict[str, Any]:

@@ -26,12 +26,15 @@ from controller.config.model import (
     MeterConfig,
     PinFactory,
     RfidConfig,
+    SiteConfig,
     access_token_problem,
     is_sim_meter_url,
     parse_bind,
 )
 from controller.config.mqtt import build_mqtt
 from controller.config.ocpp import build_ocpp
+from controller.config.pilot import adc_channel_problems, build_evse_pilot, build_site
+from controller.config.pins import check_pins
 from controller.config.schema import (
     DRIVER_SECTIONS,
     EVSE_IDS,
@@ -46,9 +49,7 @@ from controller.config.schema import (
     describe_key,
     describe_value,
     driver_section_model,
-    is_pin_field,
     join_path,
-    normalize_pin,
 )
 from controller.core.types import Connector, ConnectorState
 from drivers.gpio.config import config_from_mapping
@@ -135,17 +136,22 @@ class Builder:
             self.problem("evses", "needs at least 1 entry")
         raw_evses = self.array(data.get("evses", []), "evses")
         self.evse_labels = evse_labels(raw_evses)
-        self.check_pins(raw_evses)
+        self.pins_in_conflict = check_pins(raw_evses, self.evse_labels, self.simulated, self.problem)
         evses = [self.evse(index, raw) for index, raw in enumerate(raw_evses)]
         self.check_evse_ids()
         self.check_meters()
+        if not self.simulated:  # simulated, the CP input is the simulated car's: no ADC channel is read
+            pilots = [(self.evse_labels[i], e.pilot) for i, e in enumerate(evses) if e is not None and e.pilot]
+            for path, message in adc_channel_problems(pilots):
+                self.problem(path, message)
+        site = build_site(data["site"], self.validate) if "site" in data else SiteConfig()
         mqtt = build_mqtt(data["mqtt"], self.base_dir, self.problem, self.validate) if "mqtt" in data else None
         ocpp = build_ocpp(data["ocpp"], self.base_dir, self.problem, self.validate) if "ocpp" in data else None
         if self.problems:
             raise ConfigError(self.problems)
         return ChargerConfig(self.source, _present(controller), _present(api),
                              tuple(_present(bus) for bus in buses), tuple(_present(evse) for evse in evses), mqtt,
-                             ocpp)
+                             ocpp, _present(site))
 
     # ---------------------------------------------------------- sections
 
@@ -265,16 +271,19 @@ class Builder:
                    for name, cls in DRIVER_SECTIONS.items() if name in raw}
         meter = self.meter(index, raw["meter"]) if "meter" in raw else None
         rfid = self.rfid(raw["rfid"], f"{path}.rfid") if "rfid" in raw else None
+        pilot = build_evse_pilot(raw["pilot"], f"{path}.pilot", self.problem, self.validate,
+                                 pins_ok=f"{path}.pilot" not in self.pins_in_conflict) if "pilot" in raw else None
         if head is None:
             return None
         contactor, plug, indicator, lock = (drivers.get(name) for name in ("contactor", "plug", "indicator", "lock"))
         if not ok or len(self.problems) > problems_before or contactor is None or plug is None or indicator is None \
                 or ("lock" in raw and lock is None) or ("meter" in raw and meter is None) \
-                or ("rfid" in raw and rfid is None):
+                or ("rfid" in raw and rfid is None) or ("pilot" in raw and pilot is None):
             return None
         lock_when_reserved = lock is not None if head.lock_when_reserved is None else head.lock_when_reserved
         connectors = tuple(Connector(c.id, c.type) for c in head.connectors)
-        return EvseConfig(head.id, connectors, contactor, plug, indicator, lock, meter, rfid, lock_when_reserved)
+        return EvseConfig(head.id, connectors, contactor, plug, indicator, lock, meter, rfid, lock_when_reserved,
+                          pilot)
 
     def check_evse_head(self, index: int, raw: Mapping[str, Any]) -> None:
         """Cross-checks of an EVSE's own keys, on the raw values so a bad neighbour key hides none."""
@@ -358,32 +367,6 @@ class Builder:
             return None
 
     # ---------------------------------------------------------- cross-checks
-
-    def check_pins(self, raw_evses: list[Any]) -> None:
-        """Every GPIO pin at most once in the file, whatever name it was written with."""
-        used: dict[str, str] = {}
-        for index, raw in enumerate(raw_evses):
-            if not isinstance(raw, Mapping):
-                continue
-            for section_name in DRIVER_SECTIONS:
-                section = raw.get(section_name)
-                if not isinstance(section, Mapping):
-                    continue
-                section_path = f"{self.evse_labels[index]}.{section_name}"
-                for key, value in section.items():
-                    if not isinstance(key, str) or not is_pin_field(key):
-                        continue
-                    try:
-                        pin = normalize_pin(value)
-                    except ValueError:
-                        continue  # the section's own validation reports it
-                    path = f"{section_path}.{key}"
-                    if pin in used:
-                        written = "" if value == pin else f" (written {describe_value(value)})"
-                        self.problem(path, f"pin {pin}{written} is already used by {used[pin]}")
-                        self.pins_in_conflict.add(section_path)
-                    else:
-                        used[pin] = path
 
     def check_evse_ids(self) -> None:
         seen: dict[int, int] = {}

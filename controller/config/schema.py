@@ -228,9 +228,11 @@ class EvseSection(BaseModel):
     lock: Any = None
     meter: Any = None
     rfid: Any = None
+    pilot: Any = None
 
 
-ROOT_KEYS = ("controller", "api", "meter_buses", "evses", "mqtt", "ocpp")  # [mqtt], [ocpp]: their own modules
+# [mqtt], [ocpp], [site] and [evses.pilot]: their own modules
+ROOT_KEYS = ("controller", "api", "meter_buses", "evses", "mqtt", "ocpp", "site")
 
 
 def _driver_field_type(name: str, hint: Any) -> Any:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,14 +17,13 @@ from controller.core.store import StoreError
 from controller.core.types import Reservation
 from controller.mqtt.backoff import ThrottledLog
 from controller.mqtt.topics import CommandTopic, EvseCommand, SiteCommand, Topics
-from controller.port.charger import Charger, UnknownEvse
+from controller.port.charger import Charger, UnknownEvse, parse_current_limit
 
 log = logging.getLogger(__name__)
 
 MAX_PAYLOAD_BYTES = 4096
 TRUE = frozenset({"true", "on", "1"})
 FALSE = frozenset({"false", "off", "0"})
-NO_LIMIT = frozenset({"", "none", "null"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,18 +59,14 @@ def parse_flag(text: str) -> bool:
 
 
 def parse_amps(text: str) -> float | None:
-    """A current limit in amperes (``16``, ``16.0``); ``None``, ``null`` or nothing removes the limit."""
-    word = text.strip()
-    if word.lower() in NO_LIMIT:
-        return None
+    """A current limit in amperes (``16``, ``16.0``); ``None``, ``null`` or nothing removes the limit.
+
+    The port's reading (``parse_current_limit``), which the CLI's ``limit EVSE AMPS`` shares.
+    """
     try:
-        amps = float(word)
-    except ValueError:
-        raise CommandError(f"expected a number of amperes (e.g. 16), or None to remove the limit, got "
-                           f"{_quote(text)}", "payload") from None
-    if not math.isfinite(amps):
-        raise CommandError(f"expected a finite number of amperes, got {_quote(text)}", "payload")
-    return amps
+        return parse_current_limit(text)
+    except ValueError as exc:
+        raise CommandError(str(exc), "payload") from None
 
 
 def _quote(text: str) -> str:
@@ -188,8 +182,10 @@ class Commands:
             return
         if command.command == EvseCommand.CURRENT_LIMIT:
             limit = await self._charger.set_current_limit(evse_id, parse_amps(_text(payload)))
-            # 0 pauses (enforced); other limits are recorded only until a control pilot exists (issue #14)
-            doc.update({"current_limit_a": limit, "enforced": limit == 0})
+            # 0 pauses (enforced); other limits reach the car only through a control pilot (the PWM's offer)
+            evses = self._charger.status()["evses"]
+            piloted = any(e.get("id") == evse_id and e.get("pilot") is not None for e in evses)
+            doc.update({"current_limit_a": limit, "enforced": limit == 0 or (limit is not None and piloted)})
             return
         known = ", ".join(c.value for c in EvseCommand)
         raise CommandError(f"unknown command {_quote(command.command or '')}; commands: {known}", "command")

@@ -7,6 +7,7 @@ hardware. Status and event documents are plain JSON-able dicts whose shapes are 
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
 from enum import StrEnum
@@ -128,6 +129,26 @@ def check_current_limit(amps: float | None) -> float | None:
         raise ValueError(f"current limit must be 0 (pause) or {MIN_CURRENT_LIMIT_A:g} to {MAX_CURRENT_LIMIT_A:g} A, "
                          f"got {amps:g}")
     return float(amps)
+
+
+NO_CURRENT_LIMIT = frozenset({"", "none", "null"})  # a current limit written as text: "no limit" (any case)
+
+
+def parse_current_limit(text: str) -> float | None:
+    """A current limit written as text (MQTT payload, CLI argument): ``16``, ``16.0``; ``none``, ``null`` or nothing
+    removes the limit. ValueError for anything else; the range is ``check_current_limit``'s, checked where it is set.
+    """
+    word = text.strip()
+    if word.lower() in NO_CURRENT_LIMIT:
+        return None
+    shown = json.dumps(text if len(text) <= 40 else text[:37] + "...")
+    try:
+        amps = float(word)
+    except ValueError:
+        raise ValueError(f"expected a number of amperes (e.g. 16), or None to remove the limit, got {shown}") from None
+    if not math.isfinite(amps):
+        raise ValueError(f"expected a finite number of amperes, got {shown}")
+    return amps
 
 
 class SimPlantControls(Protocol):

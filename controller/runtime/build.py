@@ -242,7 +242,7 @@ async def _build_plant(
     if len(servers) > 1:
         raise StartupError("the simulated plant supports one simulated meter bus")
     server = next(iter(servers.values()), None)
-    plant = SimPlant(factory, server)
+    plant = SimPlant(factory, server, clock=clock)
     for evse in config.evses:
         plant.add_evse(evse.id, evse.contactor, evse.plug, evse.lock, meter_of.get(evse.id))
     await plant.start()

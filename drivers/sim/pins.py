@@ -152,6 +152,7 @@ class SimContactor:
         self._aux_closed_level = aux_closed_level
         self._stuck: bool | None = None  # True: welded, False: stuck open, None: follows the coil
         self._closed = False
+        self.on_contacts: Callable[[bool], None] | None = None  # hears every move of the main contacts (any thread)
         self._delayed = _Delayed(self._lock)
         self._aux = None if aux_pin is None else _driven(factory, aux_pin)
         self._coil = _observed(factory, coil_pin, self._on_coil)
@@ -203,6 +204,8 @@ class SimContactor:
     def _set_contacts(self, closed: bool) -> None:
         with self._lock:
             self._closed = closed
+            if self.on_contacts is not None:  # before the aux contact: the load follows the contacts at once
+                self.on_contacts(closed)
             if self._aux is not None:
                 self._aux.hold(self._aux_closed_level if closed else not self._aux_closed_level)
 

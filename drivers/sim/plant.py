@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,13 +42,17 @@ class SimEvse:
 class SimPlant:
     """Animates the simulated hardware; implements the runtime's sim controls (plug, unplug, fault)."""
 
-    def __init__(self, factory: Any, server: SimulatedMeterServer | None = None, *, tick_s: float = 0.2) -> None:
+    def __init__(self, factory: Any, server: SimulatedMeterServer | None = None, *, tick_s: float = 0.2,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        """The plant on ``factory``'s pins; ``clock`` (monotonic s) paces the cars on control pilots."""
+        self._clock = clock
         self.factory = factory
         self.server = server
         self.evses: dict[int, SimEvse] = {}
         self._tick_s = tick_s
         self._task: asyncio.Task[None] | None = None
         self._loads: dict[int, float] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def add_evse(
         self,
@@ -84,8 +89,16 @@ class SimPlant:
             ),
             meter=meter,
         )
+        sim.contactor.on_contacts = self._contacts_moved
         self.evses[evse_id] = sim
         return sim
+
+    def _contacts_moved(self, _closed: bool) -> None:
+        """Main contacts moved (in a timer thread): the meters follow in the loop at once, not at the next tick,
+        as current stops the instant real contacts open."""
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self.tick)
 
     def add_pilot(self, evse_id: int, line: SimPilot) -> None:
         """Give an EVSE a control-pilot line with its car (the car follows the CP and draws what it is offered);
@@ -161,7 +174,7 @@ class SimPlant:
     def tick(self) -> None:
         """Meters see current only while plugged in with the main contacts closed (with a pilot: what the car draws,
         following the CP)."""
-        now = time.monotonic()
+        now = self._clock()
         for evse_id, sim in self.evses.items():
             closed = sim.contactor.contacts_closed
             if sim.pilot is not None:
@@ -181,6 +194,7 @@ class SimPlant:
 
     async def start(self) -> None:
         """Start the meter server and the physics tick."""
+        self._loop = asyncio.get_running_loop()
         if self.server is not None:
             await self.server.start()
         self.tick()

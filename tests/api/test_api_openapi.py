@@ -15,6 +15,7 @@ ENDPOINTS = {
     ("post", "/evses/{evse_id}/enable"),
     ("post", "/evses/{evse_id}/reset"),
     ("post", "/evses/{evse_id}/disable"),
+    ("post", "/evses/{evse_id}/limit"),
     ("get", "/status"),
     ("get", "/events"),
     ("post", "/sim/evses/{evse_id}/plug"),
@@ -25,6 +26,7 @@ BODIES = {
     "/reservations": "ReservationBody",
     "/reservations/check": "ReservationCheckBody",
     "/evses/{evse_id}/token": "TokenIn",
+    "/evses/{evse_id}/limit": "LimitIn",
     "/sim/faults": "SimFaultIn",
 }
 

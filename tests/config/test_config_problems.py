@@ -344,7 +344,7 @@ def test_state_dir_is_made_absolute_against_the_current_directory(tmp_path: Any,
 
 
 @pytest.mark.parametrize(("path", "allowed"), [
-    ("colour", "api, controller, evses, meter_buses, mqtt, ocpp"),
+    ("colour", "api, controller, evses, meter_buses, mqtt, ocpp, site"),
     ("controller.pinfactory", "authorize_timeout_s, current_threshold_a, fault_hold_s, pin_factory, simulated, "
                               "state_dir"),
     ("api.token", "access_token, bind"),
@@ -354,7 +354,11 @@ def test_state_dir_is_made_absolute_against_the_current_directory(tmp_path: Any,
     ("evses[0].connectors[0].kind", "id, type"),
     ("evses[1].meter.address", "bus, fault_state, map, model, poll_interval_s, stale_after_s, unit_id"),
     ("evses[1].rfid.baud", "baudrate, port, repeat_suppress_s"),
-    ("evses[1].lamp", "connectors, contactor, id, indicator, lock, lock_when_reserved, meter, plug, rfid"),
+    ("evses[1].lamp", "connectors, contactor, id, indicator, lock, lock_when_reserved, meter, pilot, plug, rfid"),
+    ("evses[1].pilot.pwm", "adc, comparator, confirm_samples, frequency_hz, gpio, hold_s, input, invert_output, "
+                           "max_current_a, output, phases, sysfs, thresholds, ventilation, voltage_v"),
+    ("evses[1].pilot.sysfs.pin", "channel, chip, sysfs_root, unexport_on_close"),
+    ("site.max_current", "max_current_a"),
     ("meter_buses[0].speed", "baudrate, bytesize, name, parity, quiet_s, reconnect_max_s, reconnect_min_s, retries, "
                              "stopbits, timeout_s, url"),
 ])

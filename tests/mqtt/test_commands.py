@@ -70,9 +70,10 @@ async def test_current_limit_is_recorded_shown_and_removed(tmp_path: Path, broke
         for payload, limit in [("16", 16.0), ("6.5", 6.5), ("0", 0.0), ("80", 80.0), ("None", None), ("32", 32.0),
                                ("", None)]:
             answer = await watcher.request(topic, payload, RESULT_1)
-            # 0 is enforced (a pause); the other limits are recorded only (no control pilot yet)
+            # 0 is enforced (a pause); the other limits are enforced by the control pilot the sim EVSEs have
+            piloted = built.runtime.evse_status(1)["pilot"] is not None
             assert answer == {"command": "current_limit", "evse_id": 1, "current_limit_a": limit,
-                              "enforced": limit == 0}
+                              "enforced": limit == 0 or (limit is not None and piloted)}
             assert built.runtime.evse_status(1)["current_limit_a"] == limit
             await watcher.value(evse_topic(1, "current_limit"), "None" if limit is None else json.dumps(limit))
         for payload in ["5", "81", "-6", "nan", "inf", "sixteen", "1e400"]:

@@ -9,12 +9,17 @@ names the Basic auth password (a SetVariables or ChangeConfiguration that sets i
 
 from __future__ import annotations
 
+import decimal
+import functools
 import json
 import logging
 import re
 from collections.abc import Awaitable, Callable, Collection, Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
+import ocpp
+from jsonschema import Draft4Validator  # type: ignore[import-untyped]
 from ocpp.charge_point import snake_to_camel_case
 from ocpp.exceptions import (
     FormatViolationError,
@@ -140,6 +145,18 @@ _ERROR_OF_KEYWORD: dict[str, type[OCPPError]] = {
 }
 
 
+_DECIMAL_ACTIONS_16 = frozenset({"SetChargingProfile", "RemoteStartTransaction"})  # limits: multipleOf 0.1
+
+
+@functools.cache
+def _decimal_validator(action: str) -> Any:
+    """The 1.6 schema of ``action`` with its numbers read as Decimal, as the library checks these actions: with
+    floats, ``multipleOf 0.1`` refuses 21.4. Built apart: the library caches one validator per action whatever its
+    number parser, and the one it takes for these must be its own Decimal one."""
+    path = Path(ocpp.__file__).parent / "v16" / "schemas" / f"{action}.json"
+    return Draft4Validator(json.loads(path.read_text(encoding="utf-8-sig"), parse_float=decimal.Decimal))
+
+
 def refusal(version: str, action: str, payload: object, handled: Collection[str]) -> OCPPError | None:
     """The CALLERROR a CALL from the peer deserves before any handler sees it, or None when it may be handled.
 
@@ -159,8 +176,11 @@ def refusal(version: str, action: str, payload: object, handled: Collection[str]
                                  details={"cause": f"this station does not support {action}"})
     if not isinstance(payload, dict):
         return FormatViolationError(details={"cause": f"the payload of {action} is not a JSON object"})
-    errors = sorted(get_validator(MessageType.Call, action, version).iter_errors(payload),
-                    key=lambda error: len(error.absolute_path))
+    if version == "1.6" and action in _DECIMAL_ACTIONS_16:
+        validator, payload = _decimal_validator(action), json.loads(json.dumps(payload), parse_float=decimal.Decimal)
+    else:
+        validator = get_validator(MessageType.Call, action, version)
+    errors = sorted(validator.iter_errors(payload), key=lambda error: len(error.absolute_path))
     if not errors:
         return None
     first = errors[0]

@@ -31,7 +31,8 @@ CORE_KEYS = {  # OCPP 1.6 section 9.1 (Core) and 9.2-9.4 keys this station has, 
     "TransactionMessageRetryInterval": False, "UnlockConnectorOnEVSideDisconnect": True,
     "WebSocketPingInterval": False, "LocalAuthListEnabled": False, "LocalAuthListMaxLength": True,
     "SendLocalListMaxLength": True, "ReserveConnectorZeroSupported": True, "AuthorizationKey": False,
-    "SecurityProfile": True,
+    "SecurityProfile": True, "ChargeProfileMaxStackLevel": True, "ChargingScheduleAllowedChargingRateUnit": True,
+    "ChargingScheduleMaxPeriods": True, "MaxChargingProfilesInstalled": True,
 }
 
 
@@ -60,7 +61,8 @@ async def test_every_key_is_listed_with_its_accessibility(station: OcppStation, 
     assert "unknownKey" not in answer
     assert len(listed) <= GET_CONFIGURATION_MAX_KEYS
     assert listed["NumberOfConnectors"]["value"] == "2"
-    assert listed["SupportedFeatureProfiles"]["value"] == "Core,LocalAuthListManagement,Reservation,RemoteTrigger"
+    assert listed["SupportedFeatureProfiles"]["value"] == \
+        "Core,LocalAuthListManagement,Reservation,SmartCharging,RemoteTrigger"
     assert listed["MeterValuesSampledDataMaxLength"]["value"] == "3"
     assert listed["ConnectorPhaseRotation"]["value"] == "0.Unknown,1.Unknown,2.Unknown"
     assert listed["HeartbeatInterval"]["value"] == str(csms_16.heartbeat_interval)  # from the boot answer

@@ -205,10 +205,7 @@ async def test_data_transfer_and_calls_the_station_refuses(station: OcppStation,
     answer = await csms_16.call("DataTransfer", {"vendorId": "com.example", "messageId": "x", "data": "y"})
     assert answer == {"status": "UnknownVendorId"}
     with pytest.raises(CallErrorReceived) as not_supported:
-        await csms_16.call("SetChargingProfile", {"connectorId": 1, "csChargingProfiles": {
-            "chargingProfileId": 1, "stackLevel": 0, "chargingProfilePurpose": "TxDefaultProfile",
-            "chargingProfileKind": "Absolute", "chargingSchedule": {"chargingRateUnit": "A", "chargingSchedulePeriod": [
-                {"startPeriod": 0, "limit": 16.0}]}}})
+        await csms_16.call("GetDiagnostics", {"location": "ftp://example.com/logs"})  # FirmwareManagement
     assert not_supported.value.code == "NotSupported"
     outcome = await csms_16.call_raw("RemoteStartTransaction", {"connectorId": 1})
     assert outcome[0] == "error" and outcome[1] == "OccurenceConstraintViolation"

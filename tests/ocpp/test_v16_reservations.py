@@ -155,4 +155,4 @@ async def test_without_the_reservation_profile_reserve_now_is_rejected(tmp_path:
         assert (await csms_16.call("CancelReservation", {"reservationId": 1}))["status"] == "Rejected"
         assert station.runtime.reservations() == []
         profiles = await csms_16.call("GetConfiguration", {"key": ["SupportedFeatureProfiles"]})
-        assert profiles["configurationKey"][0]["value"] == "Core,LocalAuthListManagement,RemoteTrigger"
+        assert profiles["configurationKey"][0]["value"] == "Core,LocalAuthListManagement,SmartCharging,RemoteTrigger"

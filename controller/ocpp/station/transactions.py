@@ -102,11 +102,16 @@ class Conditions:
 
 
 def conditions(evse: Mapping[str, Any]) -> Conditions:
-    """The conditions of one EVSE entry of ``Charger.status()``."""
+    """The conditions of one EVSE entry of ``Charger.status()``; the charging state is SuspendedEVSE while the
+    station offers nothing to a session that holds the car (``limit_a`` 0: a 0 A charging profile or local limit,
+    or ``charging_allowed`` false), whether or not the contactor has opened yet."""
     plugged = bool(evse.get("plugged_in"))
     closed = evse.get("contactor") == "closed"
     power = evse.get("power_w")
-    if closed:
+    paused = not evse.get("charging_allowed", True) or evse.get("limit_a") == 0 or evse.get("current_limit_a") == 0
+    if closed and paused and evse.get("phase") in ("locking", "charging"):
+        state = ChargingState.SUSPENDED_EVSE  # offered nothing (a 0 A limit, a pause): the contactor is opening
+    elif closed:
         drawing = power is not None and abs(float(power)) >= DRAWING_W
         state = ChargingState.CHARGING if drawing else ChargingState.SUSPENDED_EV
     elif plugged:

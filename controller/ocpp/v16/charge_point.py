@@ -3,8 +3,8 @@
 Each handler only translates and answers; the work is done by the station (controller.ocpp.v16.station), its
 operations (controller.ocpp.v16.operations) and the controller behind the port. Before any handler sees a CALL it
 is checked as OCPP-J says (``controller.ocpp.wire.refusal``): NotImplemented for an action 1.6 does not have,
-NotSupported for one of a feature profile this station does not implement (SmartCharging, FirmwareManagement, the
-security extensions), and FormatViolation, TypeConstraintViolation, OccurenceConstraintViolation or
+NotSupported for one of a feature profile this station does not implement (FirmwareManagement, the security
+extensions), and FormatViolation, TypeConstraintViolation, OccurenceConstraintViolation or
 PropertyConstraintViolation for a payload its schema refuses; the connection stays up. While a CALL is answered
 the station's outbox holds back, so the CALLRESULT leaves before what it caused.
 """
@@ -63,9 +63,11 @@ class ChargePoint16(_LibraryChargePoint):  # type: ignore[misc]
         return self._station.operations.data_transfer(vendor_id)
 
     @on("RemoteStartTransaction")
-    def on_remote_start_transaction(self, id_tag: str, connector_id: int | None = None, **_: Any) -> Any:
-        """Start a session for an idTag (authorized first when AuthorizeRemoteTxRequests is true)."""
-        return self._station.operations.remote_start(id_tag, connector_id)
+    def on_remote_start_transaction(self, id_tag: str, connector_id: int | None = None,
+                                    charging_profile: dict[str, Any] | None = None, **_: Any) -> Any:
+        """Start a session for an idTag (authorized first when AuthorizeRemoteTxRequests is true), with the TxProfile
+        of the transaction it starts if one is given."""
+        return self._station.smart_charging.remote_start(id_tag, connector_id, charging_profile)
 
     @on("RemoteStopTransaction")
     def on_remote_stop_transaction(self, transaction_id: int, **_: Any) -> Any:
@@ -105,6 +107,28 @@ class ChargePoint16(_LibraryChargePoint):  # type: ignore[misc]
     def on_cancel_reservation(self, reservation_id: int, **_: Any) -> Any:
         """Cancel a reservation by id."""
         return self._station.operations.cancel_reservation(reservation_id)
+
+    # ------------------------------------------------------------ SmartCharging
+
+    @on("SetChargingProfile")
+    async def on_set_charging_profile(self, connector_id: int, cs_charging_profiles: dict[str, Any],
+                                      **_: Any) -> Any:
+        """Install a charging profile on a connector (0: the charge point), applied at once."""
+        return await self._station.smart_charging.set_charging_profile(connector_id, cs_charging_profiles)
+
+    @on("ClearChargingProfile")
+    async def on_clear_charging_profile(self, id: int | None = None, connector_id: int | None = None,
+                                        charging_profile_purpose: str | None = None, stack_level: int | None = None,
+                                        **_: Any) -> Any:
+        """Clear charging profiles by id, or by connector, purpose and stack level."""
+        return await self._station.smart_charging.clear_charging_profile(id, connector_id, charging_profile_purpose,
+                                                                          stack_level)
+
+    @on("GetCompositeSchedule")
+    def on_get_composite_schedule(self, connector_id: int, duration: int, charging_rate_unit: str | None = None,
+                                  **_: Any) -> Any:
+        """The composite schedule of a connector (0: the charge point)."""
+        return self._station.smart_charging.get_composite_schedule(connector_id, duration, charging_rate_unit)
 
     # ------------------------------------------------------------ RemoteTrigger
 

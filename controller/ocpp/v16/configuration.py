@@ -4,7 +4,9 @@ Every 1.6 key the station implements is a variable of the one VariableStore (per
 2.0.1 device model's variables under their 1.6 names (``VariableDef.aliases16``, e.g. MeterValueSampleInterval =
 SampledDataCtrlr.TxUpdatedInterval); the keys 1.6 has and 2.0.1 does not (NumberOfConnectors,
 SupportedFeatureProfiles, GetConfigurationMaxKeys, ConnectorPhaseRotation, LocalAuthListMaxLength, the
-*MaxLength keys) are defined here (``definitions16``) under a component of their own, ``OCPP16``.
+*MaxLength keys, the SmartCharging keys ChargingScheduleAllowedChargingRateUnit and MaxChargingProfilesInstalled;
+ChargeProfileMaxStackLevel and ChargingScheduleMaxPeriods are SmartChargingCtrlr's variables) are defined here
+(``definitions16``) under a component of their own, ``OCPP16``.
 
 ChangeConfiguration: an unknown key is NotSupported, a read-only one Rejected, a value its definition refuses
 Rejected (and a measurand the EVSEs have no reading of: only Energy.Active.Import.Register, Power.Active.Import and
@@ -18,6 +20,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
+from controller.ocpp.station.charging_profiles import MAX_PROFILES
 from controller.ocpp.station.variable_types import (
     LIST_TYPES,
     DataType,
@@ -36,14 +39,17 @@ VALUE_MAX = 500  # KeyValue.value and ChangeConfiguration.value maxLength
 PHASE_ROTATIONS = ("NotApplicable", "Unknown", "RST", "RTS", "SRT", "STR", "TRS", "TSR")
 CORE_PROFILES = ("Core", "LocalAuthListManagement")
 RESERVATION_PROFILE = "Reservation"
+SMART_CHARGING_PROFILE = "SmartCharging"
 TRIGGER_PROFILE = "RemoteTrigger"
+RATE_UNITS_16 = {"Current": "A", "Power": "W"}  # ChargingScheduleAllowedChargingRateUnit's spelling of A and W
 MEASURAND_KEYS = ("MeterValuesSampledData", "MeterValuesAlignedData", "StopTxnSampledData", "StopTxnAlignedData")
 _SET_STATUS = {SetStatus.ACCEPTED: "Accepted", SetStatus.REBOOT_REQUIRED: "RebootRequired"}
 
 
 def feature_profiles(*, reservations: bool) -> tuple[str, ...]:
-    """SupportedFeatureProfiles: Core, LocalAuthListManagement, Reservation (when configured), RemoteTrigger."""
-    return (*CORE_PROFILES, *((RESERVATION_PROFILE,) if reservations else ()), TRIGGER_PROFILE)
+    """SupportedFeatureProfiles: Core, LocalAuthListManagement, Reservation (when configured), SmartCharging,
+    RemoteTrigger."""
+    return (*CORE_PROFILES, *((RESERVATION_PROFILE,) if reservations else ()), SMART_CHARGING_PROFILE, TRIGGER_PROFILE)
 
 
 def definitions16(base: Sequence[VariableDef], *, connectors: int, reservations: bool) -> list[VariableDef]:
@@ -68,6 +74,10 @@ def definitions16(base: Sequence[VariableDef], *, connectors: int, reservations:
            "Most entries of ConnectorPhaseRotation"),
         ro("LocalAuthListMaxLength", DataType.INTEGER, str(LOCAL_AUTH_LIST_MAX_LENGTH),
            "Most tokens in the local authorization list"),
+        ro("ChargingScheduleAllowedChargingRateUnit", DataType.STRING, ",".join(RATE_UNITS_16),
+           "Units a charging schedule may use (Current: A, Power: W)"),
+        ro("MaxChargingProfilesInstalled", DataType.INTEGER, str(MAX_PROFILES),
+           "Most charging profiles installed at once"),
     ]
     for key in MEASURAND_KEYS:
         known = next((d for d in base if key in d.aliases16), None)

@@ -8,8 +8,8 @@ authority (controller.ocpp.v16.authority) is asked about every presented token. 
 the durable queue (controller.ocpp.v16.tx_flow); nothing is awaited inside a handler of a CSMS CALL.
 
 connectorId N is the N-th connector of the station in EVSE order; 0 is the station. Feature profiles: Core,
-LocalAuthListManagement, Reservation (``[ocpp] reservations``) and RemoteTrigger; the CSMS's orders are answered by
-controller.ocpp.v16.operations.
+LocalAuthListManagement, Reservation (``[ocpp] reservations``), SmartCharging (controller.ocpp.v16.smart_charging)
+and RemoteTrigger; the CSMS's other orders are answered by controller.ocpp.v16.operations.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from controller.ocpp.station.variables import VariableStore
 from controller.ocpp.v16.authority import Authority16
 from controller.ocpp.v16.charge_point import ChargePoint16
 from controller.ocpp.v16.operations import Operations16
+from controller.ocpp.v16.smart_charging import SmartCharging16
 from controller.ocpp.v16.status import Report, StatusTracker16, connector_numbers, connector_report, station_report
 from controller.ocpp.v16.tx_flow import TransactionFlow16
 from controller.ocpp.wire import OCPPError
@@ -70,6 +71,7 @@ class Station16(StationSession[ChargePoint16, TransactionFlow16, StatusTracker16
         self._heartbeat_changed = asyncio.Event()
         self._unwatch: Callable[[], None] | None = None
         self.operations = Operations16(self, db_path, on_reset)
+        self.smart_charging = SmartCharging16(self, db_path)
         self.authority = Authority16(self, db_path)
 
     # ------------------------------------------------------------ lifecycle
@@ -80,6 +82,7 @@ class Station16(StationSession[ChargePoint16, TransactionFlow16, StatusTracker16
         await self.transactions.start(self._call_with_id, self.authority.transaction_answer)
         for evse in self.charger.status()["evses"]:
             self.transactions.observe(evse)
+        await self.smart_charging.core.start()
         loop = asyncio.get_running_loop()
 
         def changed(definition: VariableDef, _: str) -> None:
@@ -96,6 +99,7 @@ class Station16(StationSession[ChargePoint16, TransactionFlow16, StatusTracker16
             self._unwatch()
             self._unwatch = None
         await self._stop_connection()
+        await self.smart_charging.core.stop()
         await self.operations.stop()
         await self.transactions.stop()
         self.authority.close()
@@ -152,6 +156,7 @@ class Station16(StationSession[ChargePoint16, TransactionFlow16, StatusTracker16
                     self._finished.add(evse_id)
             if not event.get("plugged_in") or event.get("phase") == "authorized":
                 self._finished.discard(evse_id)
+            self.smart_charging.core.follow(event)
             self.operations.availability.on_evse_state(event)
             self.status_soon()
         elif kind == "evse_reserved":

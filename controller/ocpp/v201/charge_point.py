@@ -83,8 +83,9 @@ class ChargePoint201(_LibraryChargePoint):  # type: ignore[misc]
 
     @on("RequestStartTransaction")
     def on_request_start_transaction(self, **payload: Any) -> Any:
-        """F01/F02: start a session for a token (authorized first when AuthCtrlr.AuthorizeRemoteStart)."""
-        return self._station.operations.request_start(payload)
+        """F01/F02: start a session for a token (authorized first when AuthCtrlr.AuthorizeRemoteStart); K05: with
+        the TxProfile for the transaction it starts."""
+        return self._station.smart_charging.request_start(payload)
 
     @on("RequestStopTransaction")
     def on_request_stop_transaction(self, transaction_id: str, **_: Any) -> Any:
@@ -100,6 +101,32 @@ class ChargePoint201(_LibraryChargePoint):  # type: ignore[misc]
     async def on_unlock_connector(self, evse_id: int, connector_id: int, **_: Any) -> Any:
         """F05: release the lock (never during a transaction, always under the unlock interlock)."""
         return await self._station.operations.unlock_connector(evse_id, connector_id)
+
+    # ------------------------------------------------------------ K: smart charging
+
+    @on("SetChargingProfile")
+    async def on_set_charging_profile(self, evse_id: int, charging_profile: dict[str, Any], **_: Any) -> Any:
+        """K01: install a charging profile, applied at once."""
+        return await self._station.smart_charging.set_charging_profile(evse_id, charging_profile)
+
+    @on("ClearChargingProfile")
+    async def on_clear_charging_profile(self, charging_profile_id: int | None = None,
+                                        charging_profile_criteria: dict[str, Any] | None = None, **_: Any) -> Any:
+        """K10: clear charging profiles by id or criteria."""
+        return await self._station.smart_charging.clear_charging_profile(charging_profile_id,
+                                                                          charging_profile_criteria)
+
+    @on("GetChargingProfiles")
+    def on_get_charging_profiles(self, request_id: int, charging_profile: dict[str, Any], evse_id: int | None = None,
+                                 **_: Any) -> Any:
+        """K09: report the installed profiles that match (ReportChargingProfiles after the answer)."""
+        return self._station.smart_charging.get_charging_profiles(request_id, charging_profile, evse_id)
+
+    @on("GetCompositeSchedule")
+    def on_get_composite_schedule(self, duration: int, evse_id: int, charging_rate_unit: str | None = None,
+                                  **_: Any) -> Any:
+        """K08: the composite schedule of an EVSE or the station."""
+        return self._station.smart_charging.get_composite_schedule(duration, evse_id, charging_rate_unit)
 
     # ------------------------------------------------------------ C: authorization, P: data transfer
 

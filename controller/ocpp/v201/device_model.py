@@ -17,6 +17,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+from controller.ocpp.station.charging_profiles import MAX_PERIODS, MAX_PROFILES, MAX_STACK_LEVEL
 from controller.ocpp.station.variable_types import (
     CONFIGURATION_VALUE_SIZE,
     REPORTING_VALUE_SIZE,
@@ -91,6 +92,7 @@ def definitions(
         *_authorization(),
         *_transactions(),
         *_metering(),
+        *_smart_charging(),
         *_security(security_profile, basic_auth_password, station_id),
         *_clock(),
         *_station(vendor, model, serial_number, firmware_version, phases),
@@ -251,6 +253,25 @@ def _metering() -> list[VariableDef]:
             aliases16=("StopTxnAlignedData",)),
         _rw(aligned, "TxEndedInterval", INT, "0", "Seconds between aligned samples kept for the Ended event",
             unit="s", min_limit=0, max_limit=86400),
+    ]
+
+
+def _smart_charging() -> list[VariableDef]:
+    """SmartChargingCtrlr (K01-K10): what charging profiles the station accepts, and how many are installed."""
+    sc = "SmartChargingCtrlr"
+    return [
+        _ro(sc, "Available", BOOL, "true", "Smart charging is supported", constant=True),
+        _rw(sc, "Enabled", BOOL, "true", "Charging profiles are accepted"),
+        _ro(sc, "Entries", INT, "0", "Charging profiles installed", variable_instance="ChargingProfiles",
+            max_limit=MAX_PROFILES),
+        _rw(sc, "LimitChangeSignificance", DEC, "10", "Percent change of a limit worth reporting", unit="Percent",
+            min_limit=0, max_limit=100),
+        _ro(sc, "PeriodsPerSchedule", INT, str(MAX_PERIODS), "Most periods in a charging schedule", constant=True,
+            aliases16=("ChargingScheduleMaxPeriods",)),
+        _ro(sc, "ProfileStackLevel", INT, str(MAX_STACK_LEVEL), "Highest stackLevel of a charging profile",
+            constant=True, aliases16=("ChargeProfileMaxStackLevel",)),
+        _ro(sc, "RateUnit", MEMBERS, "A,W", "Units a charging schedule may use", values_list=("A", "W"),
+            constant=True),
     ]
 
 

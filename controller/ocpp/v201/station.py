@@ -8,7 +8,8 @@ outbox; nothing is awaited inside a handler of a CSMS CALL.
 
 Functional blocks covered here: B01-B04 (boot with retry on Pending/Rejected, heartbeat, the CSMS's clock
 when ours is not synchronized), B05-B07 (device model), B11/B12 (reset), C01/C11 (authorize, clear cache),
-G01-G04 (status notifications, availability), H01-H04 (reservations), F06 (trigger message), P01.
+G01-G04 (status notifications, availability), H01-H04 (reservations), F06 (trigger message), K01/K05/K08-K10 (smart
+charging: controller.ocpp.v201.smart_charging), P01.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from controller.ocpp.station.variables import VariableStore
 from controller.ocpp.v201 import auth as auth201
 from controller.ocpp.v201.charge_point import ChargePoint201
 from controller.ocpp.v201.operations import Operations
+from controller.ocpp.v201.smart_charging import SmartCharging201
 from controller.ocpp.v201.tx_flow import TransactionFlow
 from controller.ocpp.wire import OCPPError
 from controller.port.charger import Authorization, Charger
@@ -72,6 +74,7 @@ class Station201(StationSession[ChargePoint201, TransactionFlow, StatusTracker])
         self.boot_reason = "PowerUp"  # RemoteReset after a CSMS-ordered reset (controller.ocpp.front)
         self._heartbeat_s = float(config.heartbeat_interval_s)
         self.operations = Operations(self, db_path, on_reset)
+        self.smart_charging = SmartCharging201(self, db_path)
 
     # ------------------------------------------------------------ lifecycle
 
@@ -84,11 +87,13 @@ class Station201(StationSession[ChargePoint201, TransactionFlow, StatusTracker])
         self._history_until = self.charger.events.last_seq
         for evse in self.charger.status()["evses"]:
             self.transactions.observe(evse)
+        await self.smart_charging.core.start()
         self._connect(self.charger.events.subscribe(self._on_event, since=0), self)
 
     async def stop(self) -> None:
         """Close the connection and stop asking the CSMS about tokens."""
         await self._stop_connection()
+        await self.smart_charging.core.stop()
         await self.operations.stop()
         await self.transactions.stop()
         self.auth.close()
@@ -137,6 +142,7 @@ class Station201(StationSession[ChargePoint201, TransactionFlow, StatusTracker])
             self.status_soon()
             if kind == "evse_state":
                 self.transactions.observe(event)
+                self.smart_charging.core.follow(event)
                 self.operations.availability.on_evse_state(event)
         elif kind == "reservation_update":
             self.operations.reservation_update(event)

@@ -165,3 +165,13 @@ async def test_profiles_are_kept_across_a_restart_and_bad_ones_refused(tmp_path:
         await booted16(csms_16, count=2)
         assert limit(second, 2) == 11.0
         assert sorted(second.station.smart_charging.core.profiles) == [1]
+
+
+async def test_a_profile_changes_the_current_on_the_meter(station: OcppStation, csms_16: Csms) -> None:
+    """The profile's limit reaches the car through the control pilot: the simulated car draws less on the meter."""
+    assert station.evse(1)["pilot"] is not None
+    await charging(station, csms_16, 1)
+    await until(lambda: max(station.evse(1)["current_a"] or [0]) > 15.5, "the car draws the pilot's 16 A", timeout=20)
+    assert await set_profile(csms_16, 1, profile(7, periods=[(0, 8.0)])) == "Accepted"
+    assert station.evse(1)["pilot"]["advertised_a"] == 8.0
+    await until(lambda: max(station.evse(1)["current_a"] or [99]) < 8.5, "the car follows to 8 A", timeout=20)

@@ -250,3 +250,16 @@ async def test_bad_profiles_are_rejected_with_the_reason(station: OcppStation, c
     assert bad_unit.value.code == "FormatViolation"
     assert station.station.online
     assert limit(station, 1) == 12.0
+
+
+async def test_a_profile_changes_the_current_on_the_meter(station: OcppStation, csms_201: Csms) -> None:
+    """The profile's limit reaches the car through the control pilot: the simulated car draws less on the meter."""
+    assert station.evse(2)["pilot"] is not None
+    assert (await station.runtime.present_token(2, "ALICE")).may_charge
+    await station.plug(2)
+    await until(lambda: max(station.evse(2)["current_a"] or [0]) > 15.5, "the car draws the pilot's 16 A", timeout=20)
+    answer = await csms_201.call("SetChargingProfile", {"evseId": 2, "chargingProfile": profile(
+        7, periods=[(0, 10.0)])})
+    assert answer["status"] == "Accepted"
+    assert station.evse(2)["pilot"]["advertised_a"] == 10.0
+    await until(lambda: max(station.evse(2)["current_a"] or [99]) < 10.5, "the car follows to 10 A", timeout=20)

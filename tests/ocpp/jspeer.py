@@ -3,10 +3,10 @@
 ``JsCsms`` starts ``node csms.js PORT`` as a subprocess and talks to it with one JSON object per line (see the
 header of csms.js). Its API mirrors ``Csms`` (tests/ocpp/csms.py): ``wait_connected``, ``expect``, ``received``,
 ``call``, ``call_raw``, ``disconnect``, ``set_boot_status``, ``authorize``, ``assert_valid``, ``stop``/``start`` on
-the same port. What differs: validation is ocpp-rpc's (its own copies of the schemas, ajv), plus a date-time that
-must carry a UTC offset; an invalid station CALL never reaches ``expect`` (ocpp-rpc answers it with a CALLERROR and
-reports a ``validation_error``); and ocpp-rpc refuses to send an invalid CSMS CALL at all (``call_raw`` then returns
-its error without anything on the wire).
+the same port (1.6 transactionIds go on counting across a restart). What differs: validation is ocpp-rpc's (its own
+copies of the schemas, ajv), plus a date-time that must carry a UTC offset; an invalid station CALL never reaches
+``expect`` (ocpp-rpc answers it with a CALLERROR and reports a ``validation_error``); and ocpp-rpc refuses to send
+an invalid CSMS CALL at all (``call_raw`` then returns its error without anything on the wire).
 
 Needs Node 18+ and ``npm ci --prefix tests/ocpp/js``; the ``js_csms`` fixture skips, and says so, without them.
 """
@@ -83,7 +83,7 @@ class JsCsms:
         """Start node and wait for it to listen (on a free port the first time, on the same port after ``stop()``)."""
         if self._process is not None:
             return self
-        args = [str(SCRIPT), str(self.port)]
+        args = [str(SCRIPT), str(self.port), "--next-transaction-id", str(self.next_transaction_id())]
         if self.password is not None:
             args += ["--password", self.password]
         self._process = await asyncio.create_subprocess_exec(
@@ -108,6 +108,14 @@ class JsCsms:
         self.port = listening["port"]
         self.strict_datetime = listening.get("strictDatetime")
         return self
+
+    def next_transaction_id(self) -> int:
+        """The 1.6 transactionId the next StartTransaction gets: one more than any given so far (a restarted peer
+        goes on counting, as a CSMS with a database does), 1 at first."""
+        given = [call["response"]["transactionId"] for call in self.calls
+                 if call["action"] == "StartTransaction" and isinstance(call.get("response"), dict)
+                 and isinstance(call["response"].get("transactionId"), int)]
+        return max(given, default=0) + 1
 
     async def stop(self, timeout: float = 10.0) -> None:
         """Stop node (it closes every station connection) and wait for it to exit; kill it if it does not."""

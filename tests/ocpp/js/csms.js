@@ -4,7 +4,9 @@
 // OCPP 2.0.1 and 1.6 JSON schemas. One stricter rule is added on top: a date-time must carry a UTC offset (ajv-formats
 // 2.x, which ocpp-rpc uses, accepts "2026-12-06T10:00:00" without one; RFC 3339 and OCPP do not).
 //
-// Usage: node csms.js PORT [--host 127.0.0.1] [--password SECRET]   (PORT 0: pick a free one)
+// Usage: node csms.js PORT [--host 127.0.0.1] [--password SECRET] [--next-transaction-id N]   (PORT 0: pick a free one)
+// 1.6 StartTransaction answers count transactionIds up from N (default 1): a restarted peer given the next one goes
+// on where it stopped, as a CSMS with a database does, so a station's transactions never share an id.
 // Stations connect to ws://HOST:PORT/ocpp/<identity> with the subprotocol ocpp2.0.1 or ocpp1.6.
 //
 // Control: one JSON object per line. stdout (events):
@@ -39,12 +41,13 @@ function emit(event) {
 }
 
 function parseArgs(argv) {
-    const options = { port: 0, host: '127.0.0.1', password: null };
+    const options = { port: 0, host: '127.0.0.1', password: null, nextTransactionId: 1 };
     const rest = [...argv];
     while (rest.length) {
         const arg = rest.shift();
         if (arg === '--host') options.host = rest.shift();
         else if (arg === '--password') options.password = rest.shift();
+        else if (arg === '--next-transaction-id') options.nextTransactionId = Number(rest.shift());
         else options.port = Number(arg);
     }
     return options;
@@ -192,6 +195,7 @@ function answer(client, { method, params, messageId }) {
 async function main() {
     const options = parseArgs(process.argv.slice(2));
     const strictDatetime = tightenDateTime();
+    state.nextTransactionId = options.nextTransactionId;
     const server = new RPCServer({
         protocols: PROTOCOLS,
         strictMode: true,

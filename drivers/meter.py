@@ -8,7 +8,6 @@ MeterPoller reads the meters of one bus in turn and hands each result to a callb
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -177,12 +176,26 @@ class MeterPoller:
         while not self._stopping:
             await self.poll_once()
             next_round = max(next_round + self.interval_s, loop.time())
-            while not self._stopping and (wait := next_round - loop.time()) > 0:
-                self._wake.clear()
-                if not self._urgent:
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._wake.wait(), wait)
-                await self._read_urgent()
+            await self._until(next_round)
+
+    async def _until(self, when: float) -> None:
+        """Wait for loop time ``when``, reading the meters asked for out of turn meanwhile.
+
+        Once the wait for ``when`` has timed out the round is due, whatever the clock says: a loop's clock may stop
+        a hair short of a timer's time (a stepped clock in tests), and waiting again for that hair would spin.
+        """
+        loop = asyncio.get_running_loop()
+        while not self._stopping:
+            self._wake.clear()
+            if not self._urgent:
+                remaining = when - loop.time()
+                if remaining <= 0:
+                    return
+                try:
+                    await asyncio.wait_for(self._wake.wait(), remaining)
+                except TimeoutError:
+                    return
+            await self._read_urgent()
 
     def start(self) -> asyncio.Task[None]:
         """Run in a background task (idempotent while it runs)."""

@@ -11,14 +11,13 @@ theme) in the OCPP version the DUT speaks: on the sim bench the table's ``versio
 
 from __future__ import annotations
 
-import dataclasses
 import tomllib
 from importlib import resources
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from controller.config.loader import ChargerConfig, ConfigError, load_config, load_sim_default
+from controller.config.loader import ChargerConfig, ConfigError, load_config, load_sim_default, without_pilots
 from controller.config.model import EvseConfig, parse_bind
 from hil.profile import (
     DRIVEN_ROLES,
@@ -115,8 +114,7 @@ def _dut_config(dut: DutSettings, source: str, base_dir: Path | None) -> Charger
         if dut.config == SIM_DUT_CONFIG:
             # the bench's lines model a board whose control pilot is handled elsewhere (the plug line says
             # plugged); the simulated charger's pilots are left out until the bench has a CP line of its own
-            sim = load_sim_default()
-            return dataclasses.replace(sim, evses=tuple(dataclasses.replace(e, pilot=None) for e in sim.evses))
+            return without_pilots(load_sim_default())
         path = Path(dut.config)
         if not path.is_absolute() and base_dir is not None:
             path = base_dir / path

@@ -6,7 +6,7 @@ Pure; the runtime samples the pilot driver and gives its debounced reading here.
 - plugged means state B, C or D (the runtime's plug sensor for the EVSE is the pilot);
 - the contactor may close only while the car asks for energy, state C (or D where the site is ventilated), the
   output is offering a current (PWM) and the pilot has no error: ``car_ready``. It opens as soon as that stops
-  (C -> B: within 100 ms, Table A.6 sequence 8.1; the runtime samples every 10 ms and debounces 3 samples);
+  (C -> B: within 100 ms, Table A.6 sequence 8.1; the runtime samples every 20 ms and debounces 3 samples);
 - E (CP shorted), a missing diode and a reading in no band are faults of the EVSE (``pilot_faults``), as is a
   cable whose PP resistance is out of range; faults open the contactor through the model like any other;
 - the offer: PWM at the limit in effect while the session may charge (locked, authorized, not paused, nothing

@@ -2,7 +2,7 @@
 car's over-current.
 
 The decisions are controller.charging.pilot's; here is what touches the drivers. A sampler task reads the pilot input
-every ``period_s`` (10 ms: with 3 equal samples to debounce, a C -> B reaches the contactor in about 40 ms, well
+every ``period_s`` (20 ms: with 3 equal samples to debounce, a C -> B reaches the contactor in about 60 ms, well
 inside IEC 61851-1's 100 ms, Table A.6 sequence 8.1) and asks for an evaluation whenever the debounced state or error
 changes. With a pilot the EVSE's plug sensor is the pilot itself (``PilotPlug``: B, C or D), so the charging model
 is unchanged. The cable's rating (PP) is read when a car arrives. The offer goes to the PWM at once when it
@@ -60,7 +60,7 @@ class PilotHardware:
     plug: PilotPlug
     max_current_a: float
     ventilation: bool = False
-    period_s: float = 0.01
+    period_s: float = 0.02
     cable_a: float | None = None  # the plugged cable's rating (PP); None: tethered or not read
     cable_fault: bool = False
     over_since: float | None = None  # since when the car draws more than offered

@@ -102,9 +102,9 @@ class SimPlant:
 
     def add_pilot(self, evse_id: int, line: SimPilot) -> None:
         """Give an EVSE a control-pilot line with its car (the car follows the CP and draws what it is offered);
-        the plant steps the car at every tick, so it ticks faster (50 ms) to let the car react in time."""
+        the plant steps the car at every tick, so it ticks faster (100 ms) to let the car react in time."""
         self._evse(evse_id).pilot = line
-        self._tick_s = min(self._tick_s, 0.05)
+        self._tick_s = min(self._tick_s, 0.1)
 
     def _evse(self, evse_id: int) -> SimEvse:
         try:

@@ -177,9 +177,9 @@ async def sim_storm(
     doubles the run time: ``trace_hours`` limits it to the first hours (None: all, 0: none).
     """
     import controller.runtime.build
-    from controller.config.loader import load_sim_default
+    from controller.config.loader import load_sim_default, without_pilots
 
-    config = config if config is not None else load_sim_default()
+    config = config if config is not None else without_pilots(load_sim_default())  # a pilot polls: hours of warp
     if not config.controller.simulated:
         raise ValueError("a fault storm needs a simulated configuration (controller.simulated = true)")
     started_tracing = trace_hours != 0 and not tracemalloc.is_tracing()

@@ -32,6 +32,9 @@ from controller.port.charger import SimFaultKind
 from .warp_sim import WarpSim
 
 SCALE = max(1, int(os.environ.get("CHARGER_TEST_SCALE", "1") or "1"))
+# the warp sim's charger has no control pilot (tests/properties/warp_sim.py), so no car to fault
+PLUG_LINE_FAULTS = [k for k in SimFaultKind
+                    if k not in (SimFaultKind.DIODE_SHORT, SimFaultKind.CP_SHORT, SimFaultKind.OVERCURRENT_EV)]
 EVSES = (1, 2)
 TOKENS = ("ALICE", "alice", "BOB", "CAROL", "FLEET")
 PARENTS = (None, None, "FLEET")
@@ -141,7 +144,7 @@ class ChargerMachine(RuleBasedStateMachine):
 
     # ------------------------------------------------------------ operator and faults
 
-    @rule(evse=evse_ids, kind=st.sampled_from([*SimFaultKind, SimFaultKind.CLEAR]))  # repairs twice as likely
+    @rule(evse=evse_ids, kind=st.sampled_from([*PLUG_LINE_FAULTS, SimFaultKind.CLEAR]))  # repairs twice as likely
     def fault(self, evse: int, kind: SimFaultKind) -> None:
         self.sim.run(self.controls.fault(evse, kind))
 

@@ -32,7 +32,7 @@ import pytest
 
 import controller.charging.outputs
 import controller.runtime.build
-from controller.config.loader import load_sim_default
+from controller.config.loader import load_sim_default, without_pilots
 from controller.core.types import Reservation, ReservationResult
 from controller.port.charger import SimFaultKind
 from controller.runtime.status import StatusReporter
@@ -151,7 +151,7 @@ async def _sim() -> AsyncIterator[Any]:
     """The embedded sim charger, built and started on the running (warp) loop."""
     loop = asyncio.get_running_loop()
     with tempfile.TemporaryDirectory() as tmp:
-        built = await controller.runtime.build.build(load_sim_default(), state_dir=Path(tmp),
+        built = await controller.runtime.build.build(without_pilots(load_sim_default()), state_dir=Path(tmp),
                                            wall_clock=loop.clock.wall(START_UTC),  # type: ignore[attr-defined]
                                            mono_clock=loop.time)
         await built.start()

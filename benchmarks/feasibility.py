@@ -1,10 +1,12 @@
-"""Time reserve_now and is_charging_possible: the max-flow core against EVerest's brute force.
+"""Time the reservation core: the max-flow core against EVerest's brute force, and at depot scale.
 
-Prints one JSON object. Sites are seeded-random with 4-6 connector kinds; each is filled with
-global reservations, then the next decision is timed. The brute-force oracle (tests/oracle.py)
-is timed only where one call finishes within 10 s.
+Prints one JSON object. ``cases``: sites seeded-random with 4-6 connector kinds, each filled with
+global reservations, then the next decision is timed; the brute-force oracle (tests/oracle.py) is
+timed only where one call finishes within 10 s. ``depot_scale`` (benchmarks/depot_scale.py): every
+operation at 200, 1,000 and 5,000 EVSEs, median and p99, the incremental core against the legacy
+one (tests/legacy) in the same run, their decisions compared call by call.
 
-    python benchmarks/feasibility.py [--repeat N]
+    python benchmarks/feasibility.py [--repeat N] [--cycles N] [--legacy-cycles N N N] [--depot-only]
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from depot_scale import run_size
 from oracle import oracle_is_feasible
 
 from controller.core.feasibility import Feasibility, is_feasible
@@ -162,7 +165,40 @@ def _time_oracle(timed: Callable[[int], dict[str, float]], repeat: int) -> dict[
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repeat", type=int, default=31, help="timed calls per case (median)")
+    parser.add_argument("--cycles", type=int, default=60, help="depot scale: operation cycles per seed")
+    parser.add_argument(
+        "--legacy-cycles",
+        type=int,
+        nargs=3,
+        default=[20, 6, 2],
+        help="depot scale: cycles also run on the legacy "
+        "core, per seed, at 200, 1,000 and 5,000 EVSEs (it takes seconds per call at 5,000)",
+    )
+    parser.add_argument("--depot-only", action="store_true", help="only the depot-scale part")
     args = parser.parse_args()
+    depot = [
+        run_size(n, [n + 1, n + 2, n + 3], args.cycles, legacy, KINDS, NOW)
+        for n, legacy in zip([200, 1_000, 5_000], args.legacy_cycles, strict=True)
+    ]
+    by_size = {d["evses"]: d["new"] for d in depot}
+    depot_targets = {
+        "1000_evses_every_median_under_2ms": all(v["median_ms"] < 2.0 for v in by_size[1_000].values()),
+        "1000_evses_every_p99_under_10ms": all(v["p99_ms"] < 10.0 for v in by_size[1_000].values()),
+        "5000_evses_every_median_under_5ms": all(v["median_ms"] < 5.0 for v in by_size[5_000].values()),
+        "depot_decisions_identical_to_legacy": all(d["decisions_identical"] for d in depot),
+    }
+    if args.depot_only:
+        print(
+            json.dumps(
+                {
+                    "benchmark": "feasibility",
+                    "python": sys.version.split()[0],
+                    "depot_scale": depot,
+                    "targets": depot_targets,
+                }
+            )
+        )
+        return
     cases = [
         run_case(8, 4, None, args.repeat, seed=8),
         run_case(12, 5, 4, args.repeat, seed=12),  # deciding the 5th global reservation
@@ -180,8 +216,17 @@ def main() -> None:
             None if fifth["speedup"] is None else fifth["speedup"]["reserve_now"] >= 1000
         ),
     }
+    targets.update(depot_targets)
     print(
-        json.dumps({"benchmark": "feasibility", "python": sys.version.split()[0], "cases": cases, "targets": targets})
+        json.dumps(
+            {
+                "benchmark": "feasibility",
+                "python": sys.version.split()[0],
+                "cases": cases,
+                "targets": targets,
+                "depot_scale": depot,
+            }
+        )
     )
 
 

@@ -11,8 +11,14 @@ Prints one JSON object.
 * ``gpiozero_callback_ms``: a bare DigitalInputDevice on a MockFactory pin, ``drive_high()`` in a worker
   thread to ``when_activated``, and on to an asyncio loop with ``call_soon_threadsafe``.
 * ``ready_s``, ``idle_cpu_percent``, ``rss_mb``: ``charger-controller run --sim`` as a subprocess.
+* ``slow_disk``: the same headline pair while the API writes 50 reservations/s through a store whose every
+  commit is slowed by 30 ms, the loop lag then, and the loop lag during fault storms (benchmarks/slow_disk.py).
+* ``cp_to_contactor_open_ms``, ``stop_to_unlock_ms`` (``{median, p99}``): the control pilot's C -> B to the
+  contactor's coil off, and a stop to the lock released, on the sim charger with its pilots
+  (benchmarks/pilot_timing.py).
 
-    python3 benchmarks/latency.py [--events N] [--idle-seconds S] [--session-cycles N]
+    python3 benchmarks/latency.py [--events N] [--idle-seconds S] [--session-cycles N] [--storm-seconds S]
+    python3 benchmarks/slow_disk.py [--events N] [--storm-seconds S]   (the slow-disk figures alone)
 """
 
 from __future__ import annotations
@@ -42,6 +48,9 @@ sys.path.insert(1, str(Path(__file__).resolve().parent))
 from gpiozero import DigitalInputDevice
 from gpiozero.pins.mock import MockFactory
 from idle_daemon import idle_daemon
+from pilot_timing import measure as pilot_timing
+from pin_probe import OutputProbe
+from slow_disk import run_all as slow_disk_figures
 
 from controller.config.loader import ChargerConfig, load_sim_default
 from controller.core.reservation import utc_now
@@ -66,40 +75,6 @@ def ms_stats(samples_ns: list[int]) -> dict[str, Any]:
         "max": round(ordered[-1] / 1e6, 4),
         "n": len(ordered),
     }
-
-
-class OutputProbe:
-    """Hooks a mock output pin's ``_change_state``: the time of the first real change after ``arm()``."""
-
-    def __init__(self, pin: Any) -> None:
-        self.pin = pin
-        self._original = pin._change_state
-        self._armed = False
-        self._fired = threading.Event()
-        self.at_ns = 0
-        self.state: Any = None
-        pin._change_state = self._change_state  # instance attribute: MockPin calls self._change_state
-
-    def _change_state(self, value: Any) -> bool:
-        changed = bool(self._original(value))
-        if changed and self._armed:
-            self.at_ns = time.perf_counter_ns()
-            self.state = value
-            self._armed = False
-            self._fired.set()
-        return changed
-
-    def arm(self) -> None:
-        self._fired.clear()
-        self._armed = True
-
-    def wait(self, timeout: float) -> bool:
-        fired = self._fired.wait(timeout)
-        self._armed = False
-        return fired
-
-    def unhook(self) -> None:
-        self.pin._change_state = self._original
 
 
 # ------------------------------------------------------------------ bare gpiozero
@@ -156,12 +131,19 @@ def bare_gpiozero(events: int) -> dict[str, Any]:
 
 
 def sim_config(plug_debounce_s: float | None) -> ChargerConfig:
-    """The embedded sim config; ``plug_debounce_s`` (if given) replaces every plug's software debounce."""
+    """The embedded sim config; ``plug_debounce_s`` (if given) replaces every plug's software debounce.
+
+    Without control pilots: the benchmark drives the plug pins itself, so the plug line is the plug (as on a
+    board whose CP is handled elsewhere; a simulated pilot would hold the plug state from its simulated car).
+    """
     config = load_sim_default()
-    if plug_debounce_s is None:
-        return config
     evses = tuple(
-        dataclasses.replace(e, plug=dataclasses.replace(e.plug, debounce_s=plug_debounce_s)) for e in config.evses
+        dataclasses.replace(
+            e,
+            pilot=None,
+            plug=e.plug if plug_debounce_s is None else dataclasses.replace(e.plug, debounce_s=plug_debounce_s),
+        )
+        for e in config.evses
     )
     return dataclasses.replace(config, evses=evses)
 
@@ -222,7 +204,7 @@ async def reserved_led_pair(events: int, plug_debounce_s: float | None, gap_s: f
     config = sim_config(plug_debounce_s)
     async with running(config) as built:
         expiry = utc_now() + timedelta(hours=1)
-        result = built.runtime.reserve(Reservation(reservation_id=1, id_token="LATENCY", expiry_time=expiry))
+        result = await built.runtime.reserve(Reservation(reservation_id=1, id_token="LATENCY", expiry_time=expiry))
         if result.value != "Accepted":
             raise RuntimeError(f"global reservation refused: {result.value}")
         await asyncio.sleep(0.5)
@@ -262,7 +244,7 @@ async def blink_pair_check(trials: int) -> dict[str, Any]:
     config = sim_config(0.0)
     async with running(config) as built:
         expiry = utc_now() + timedelta(hours=1)
-        built.runtime.reserve(Reservation(reservation_id=2, id_token="LATENCY", expiry_time=expiry, evse_id=1))
+        await built.runtime.reserve(Reservation(reservation_id=2, id_token="LATENCY", expiry_time=expiry, evse_id=1))
         await asyncio.sleep(0.5)
         factory = built.pin_factory
         probe = OutputProbe(factory.pin(config.evse(1).indicator.reserved_pin))
@@ -378,6 +360,7 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=1000, help="edges per latency figure (default 1000)")
     parser.add_argument("--idle-seconds", type=float, default=30.0, help="idle measurement of run --sim (30)")
     parser.add_argument("--session-cycles", type=int, default=30, help="charging sessions for lock/contactor (30)")
+    parser.add_argument("--storm-seconds", type=float, default=20.0, help="each fault storm of the slow-disk part (20)")
     args = parser.parse_args()
     random.seed(1)
 
@@ -387,6 +370,8 @@ def main() -> None:
     session = asyncio.run(session_pairs(args.session_cycles))
     blink = asyncio.run(blink_pair_check(20))
     idle = idle_daemon(args.idle_seconds)
+    slow_disk = slow_disk_figures(max(100, args.events // 2), args.storm_seconds)
+    pilot = asyncio.run(pilot_timing(max(10, args.session_cycles)))
 
     edge = {k: fast[k] for k in ("median", "p99", "max", "n")}
     result = {
@@ -434,7 +419,19 @@ def main() -> None:
                 "met": idle["rss_mb"] is not None and idle["rss_mb"] < TARGETS["rss_mb"],
             },
             "ready_under_2s": {"value": idle["ready_s"], "met": idle["ready_s"] < TARGETS["ready_s"]},
+            **slow_disk["targets"],
+            "cp_to_contactor_open_p99_under_100ms": {  # IEC 61851-1 Table A.6 sequence 8.1
+                "value": pilot["cp_to_contactor_open_ms"]["p99"],
+                "met": (pilot["cp_to_contactor_open_ms"]["p99"] or 1e9) < 100.0,
+            },
+            "stop_to_unlock_median_under_500ms": {
+                "value": pilot["stop_to_unlock_ms"]["median"],
+                "met": (pilot["stop_to_unlock_ms"]["median"] or 1e9) < 500.0,
+            },
         },
+        "slow_disk": slow_disk,
+        "cp_to_contactor_open_ms": pilot["cp_to_contactor_open_ms"],
+        "stop_to_unlock_ms": pilot["stop_to_unlock_ms"],
     }
     print(json.dumps(result, indent=2))
 

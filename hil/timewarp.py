@@ -9,18 +9,22 @@ sockets deliver at once, so an in-process server's reply is never skipped over. 
 readers, a blocking HTTP client) run in real time and would see the clock race ahead of them; talk to
 a warped loop from inside it, or give the clock a real ``grace_s`` to wait before each jump. A TCP
 sender must not hold data back (Nagle): the controller's socket:// meter bus sets TCP_NODELAY.
+Work handed to a thread with ``loop.run_in_executor`` (the reservation store's writer) is real work: while
+any is under way the clock does not jump, the loop waits for it for real.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import selectors
 import time
 from collections.abc import Callable, Coroutine
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any, TypeVar, TypeVarTuple
 
 T = TypeVar("T")
+Ts = TypeVarTuple("Ts")
 
 DEFAULT_GRACE_S = 0.0
 
@@ -33,8 +37,8 @@ class _WarpSelector(selectors.DefaultSelector):
         self._clock = clock
 
     def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
-        if timeout is None or timeout <= self._clock.grace_s:
-            return super().select(timeout)  # no timer due (wait for I/O or a thread) or a short wait: real
+        if timeout is None or timeout <= self._clock.grace_s or self._clock.threads_working:
+            return super().select(timeout)  # no timer due (wait for I/O or a thread), a short wait, a thread: real
         events: list[tuple[selectors.SelectorKey, int]] = super().select(self._clock.grace_s)
         if not events:
             self._clock.skip(timeout - self._clock.grace_s)
@@ -47,6 +51,7 @@ class WarpClock:
     def __init__(self, grace_s: float = DEFAULT_GRACE_S) -> None:
         self.grace_s = grace_s
         self.skipped_s = 0.0
+        self.threads_working = 0  # executor jobs under way: no jump while there are any
         self._real_start = time.monotonic()
 
     def __call__(self) -> float:
@@ -75,6 +80,19 @@ class WarpLoop(asyncio.SelectorEventLoop):
 
     def time(self) -> float:
         return self.clock()
+
+    def run_in_executor(
+        self, executor: concurrent.futures.Executor | None, func: Callable[[*Ts], T], *args: *Ts
+    ) -> asyncio.Future[T]:
+        """``run_in_executor``, and the clock stands still (runs for real) until the job is done."""
+        future = super().run_in_executor(executor, func, *args)
+        self.clock.threads_working += 1
+
+        def finished(_future: asyncio.Future[T]) -> None:
+            self.clock.threads_working -= 1
+
+        future.add_done_callback(finished)
+        return future
 
 
 def run_warped(main: Coroutine[Any, Any, T], *, clock: WarpClock | None = None) -> T:

@@ -133,7 +133,7 @@ def _reservation_routes(charger: Charger) -> APIRouter:
     async def reserve(request: Request) -> JSONResponse:
         """ReserveNow: EVSE-specific with evse_id, global without; the answer is a ReservationResult."""
         reservation = _parse("Reservation", Reservation.from_dict, await read_json(request))
-        result = charger.reserve(reservation)
+        result = await charger.reserve(reservation)
         log.info(
             "API reserve %d for %s -> %s", reservation.reservation_id, redact_token(reservation.id_token), result.value
         )
@@ -158,7 +158,7 @@ def _reservation_routes(charger: Charger) -> APIRouter:
     @router.delete("/reservations/{reservation_id}", response_model=m.CancelOut, responses=_errors(422, 503))
     async def cancel(reservation_id: int) -> JSONResponse:
         """CancelReservation; ``cancelled`` is false when no such live reservation exists."""
-        cancelled = charger.cancel(reservation_id)
+        cancelled = await charger.cancel(reservation_id)
         log.info("API cancel %d -> %s", reservation_id, cancelled)
         return JSONResponse({"cancelled": cancelled})
 

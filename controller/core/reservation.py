@@ -10,19 +10,24 @@ or an impossible global) ends in memory at once, so its LED follows, and its row
 the operation's write, or later if the store cannot write now (``retry_store``). A change asked
 for (reserve_now, cancel_reservation) is refused with StoreError instead, and leaves memory and
 disk as they were.
+
+Two ways to write (controller.core.writes): without a writer every change is written before its call
+returns; with one (the runtime's writer thread) ``begin_reserve``/``begin_cancel`` decide and make the
+change in memory at once, later changes are decided against it, and its write, and its events, wait for
+the writer: the caller is answered when the write is durable, and a write that fails undoes the change.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 
 from controller.core.feasibility import Feasibility, is_feasible
+from controller.core.pending import Change, WriteLedger, nothing_to_undo
 from controller.core.site import Site
-from controller.core.store import ReservationStore, StoreError
+from controller.core.store import ReservationStore
 from controller.core.tokens import same_token
 from controller.core.types import (
     Connector,
@@ -39,6 +44,7 @@ from controller.core.types import (
     ReservationUpdateStatus,
     types_compatible,
 )
+from controller.core.writes import CoreWrites
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +57,7 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-class ReservationCore:
+class ReservationCore(CoreWrites):
     """Reservations for a site of EVSEs, each with typed connectors."""
 
     def __init__(
@@ -68,6 +74,9 @@ class ReservationCore:
         self._site = Site(evses, feasibility)
         self._clock = clock
         self._store = store
+        self._ledger = WriteLedger(store)  # ends owed, writes in flight, events held (controller.core.writes)
+        self._owner: Change[object] | None = None  # the change whose events the operation is making
+        self._netting = False  # the operation undid changes: net its indication changes
         self._listeners: list[Listener] = [listener] if listener is not None else []
         self._pending: list[CoreEvent] = []
         self._ended_at: dict[int, ReservationEndReason] = {}  # evse -> reason, within one operation
@@ -75,7 +84,6 @@ class ReservationCore:
         self._held_for_globals: frozenset[int] = frozenset()  # EVSEs reserved only for the global reservations
         self._depth = 0
         self._expired_now: list[ReservationEnd] = []
-        self._unsynced: set[int] = set()  # ended in memory, row not yet deleted (the store could not write)
         self.startup_events: list[CoreEvent] = []
         self.startup_problems: list[str] = []
         self._listeners.append(self.startup_events.append)
@@ -86,7 +94,7 @@ class ReservationCore:
             for evse_id in plugged:
                 self._site.check_evse(evse_id)
                 self._site.plugged.add(evse_id)
-                self._site.changed()
+                self._site.changed(evse_id)
         self._listeners = [cb for cb in self._listeners if cb != self.startup_events.append]
 
     # ------------------------------------------------------------ events and operations
@@ -112,17 +120,10 @@ class ReservationCore:
         finally:
             self._depth -= 1
             if self._depth == 0:
-                if self._unsynced and self._store is not None and self._store.fault is None:
-                    with contextlib.suppress(StoreError):  # kept in _unsynced; the runtime retries
-                        self._write()
+                self._flush_ends()
                 self._refresh_indication()
                 events, self._pending, self._ended_at = self._pending, [], {}
-                for event in events:
-                    for listener in list(self._listeners):
-                        try:
-                            listener(event)
-                        except Exception:  # a subscriber's bug must not break the core
-                            log.exception("reservation event subscriber failed on %r", event)
+                self._release(events)
 
     def _end(
         self, reservation: Reservation, reason: ReservationEndReason, status: ReservationUpdate, *, stored: bool = False
@@ -143,23 +144,14 @@ class ReservationCore:
         if reservation.evse_id is not None:
             self._ended_at[reservation.evse_id] = reason
         if self._store is not None and not stored:
-            self._unsynced.add(rid)
+            self._ledger.note_end(rid)
         log.info("reservation %d ended: %s", rid, reason.value)
         self._pending.append(ReservationEnd(reason, rid, reservation.evse_id))
         self._pending.append(ReservationUpdateStatus(rid, status))
 
-    def _write(self, puts: Sequence[tuple[int, Reservation]] = (), deletes: Iterable[int] = ()) -> None:
-        """One durable transaction: ``puts``, ``deletes`` and every end not yet on disk. Raises StoreError."""
-        if self._store is None:
-            return
-        put_ids = {r.reservation_id for _seq, r in puts}
-        pending = self._unsynced - put_ids
-        self._store.write(puts, [*pending, *(d for d in deletes if d not in pending)])
-        self._unsynced -= pending | put_ids
-
     def _expire(self, now: datetime) -> list[ReservationEnd]:
-        due = [r for r in self._site.live() if r.expiry_time <= now]
-        due.sort(key=lambda r: (r.expiry_time, self._site.seq[r.reservation_id]))
+        """End the reservations due at ``now``, by (expiry time, arrival); O(1) when none is (a heap)."""
+        due = self._site.due(now)
         for r in due:
             self._end(r, ReservationEndReason.EXPIRED, ReservationUpdate.EXPIRED)
         return [ReservationEnd(ReservationEndReason.EXPIRED, r.reservation_id, r.evse_id) for r in due]
@@ -196,15 +188,14 @@ class ReservationCore:
     # ------------------------------------------------------------ reserved indication
 
     def _refresh_indication(self) -> None:
+        """Queue an EvseReservedChanged for each EVSE whose reserved indication changed, by EVSE id."""
         if not self._site.dirty:
             return
         self._site.dirty = False
         global_part, available = self._site.global_part()
         now_reserved = frozenset(self._site.specific) | global_part
-        for evse_id in sorted(self._reserved | now_reserved):
-            was, now = evse_id in self._reserved, evse_id in now_reserved
-            if was == now:
-                continue
+        for evse_id in sorted(self._reserved ^ now_reserved):
+            now = evse_id in now_reserved
             reason: ReservationEndReason | None = None
             if not now:
                 if evse_id in self._ended_at:
@@ -217,50 +208,95 @@ class ReservationCore:
     # ------------------------------------------------------------ public: changes
 
     def reserve_now(self, reservation: Reservation) -> ReservationResult:
-        """Decide a ReserveNow exactly in DESIGN.md's order; Accepted means stored durably.
+        """Decide a ReserveNow exactly in DESIGN.md's order; Accepted means stored durably (no writer).
 
         Raises StoreError when the outcome cannot be written; then nothing changed, in memory or on disk
         (a reservation it would have replaced is still live).
         """
+        self._in_place("reserve_now")
         with self._operation():
-            if reservation.expiry_time < self._clock():
-                return ReservationResult.REJECTED
-            rid = reservation.reservation_id
-            old = self._site.find(rid)
-            old_seq = self._site.seq[rid] if old is not None else 0
-            if old is not None:
-                # Replaced: decided without it; its row goes in the SAME transaction that stores the outcome
-                # (the new row overwrites it, or it is deleted), so a power cut cannot lose it in between.
-                self._site.detach(old)
-            result = self._site.decide(reservation)
-            seq = self._site.next_seq
-            try:
-                if result is ReservationResult.ACCEPTED:
-                    self._write(puts=[(seq, reservation)])
-                elif old is not None:
-                    self._write(deletes=[rid])
-            except StoreError:
-                if old is not None:
-                    self._site.insert(old, old_seq)
-                log.warning("reserve_now %d not stored: the store cannot write; nothing changed", rid)
-                raise
-            if old is not None:
-                self._note_end(old, ReservationEndReason.CANCELLED, ReservationUpdate.REMOVED, stored=True)
-            if result is ReservationResult.ACCEPTED:
-                self._site.insert(reservation, seq)
-                self._pending.append(ReservationUpdateStatus(rid, ReservationUpdate.PLACED))
-            log.info("reserve_now %d -> %s", rid, result.value)
-            return result
+            change = self._decide_reserve(reservation)
+            self._write_in_place(change, f"reserve_now {reservation.reservation_id}")
+            return change.result
+
+    def begin_reserve(self, reservation: Reservation) -> Change[ReservationResult]:
+        """``reserve_now`` made in memory now, its write handed to the writer (see controller.core.writes).
+
+        Answer with ``change.result`` once ``change.write`` is durable (and ``change.after`` settled); a failed
+        write has undone the change (``write.error``: the StoreError to answer with). Without a writer it is
+        written before this returns, as ``reserve_now``.
+        """
+        with self._operation():
+            change = self._decide_reserve(reservation)
+            self._enqueue(change, f"reserve_now {reservation.reservation_id}")
+            return change
+
+    def _decide_reserve(self, reservation: Reservation) -> Change[ReservationResult]:
+        """Decide a ReserveNow and make it in memory; the change carries the write it needs and its undo."""
+        mark = len(self._pending)
+        if reservation.expiry_time < self._clock():
+            return Change(ReservationResult.REJECTED, nothing_to_undo, mark=mark)
+        rid = reservation.reservation_id
+        old = self._site.find(rid)
+        old_seq = self._site.seq[rid] if old is not None else 0
+        if old is not None:
+            # Replaced: decided without it; its row goes in the SAME transaction that stores the outcome
+            # (the new row overwrites it, or it is deleted), so a power cut cannot lose it in between.
+            self._site.detach(old)
+        result = self._site.decide(reservation)
+        seq = self._site.next_seq
+        accepted = result is ReservationResult.ACCEPTED
+        write = None
+        if accepted:
+            write = self._ledger.make(puts=[(seq, reservation)])
+        elif old is not None:
+            write = self._ledger.make(deletes=[rid])
+        if old is not None:
+            self._note_end(old, ReservationEndReason.CANCELLED, ReservationUpdate.REMOVED, stored=True)
+        if accepted:
+            self._site.insert(reservation, seq)
+            self._pending.append(ReservationUpdateStatus(rid, ReservationUpdate.PLACED))
+        log.info("reserve_now %d -> %s", rid, result.value)
+
+        def undo() -> None:
+            if accepted and self._site.find(rid) is reservation:
+                self._site.detach(reservation)
+            if old is not None and self._site.find(rid) is None:
+                self._site.insert(old, old_seq)
+                self._ledger.unsynced.pop(rid, None)  # its row is still there: it is live again
+
+        return Change(result, undo, write=write, inserted=rid if accepted else None, mark=mark)
 
     def cancel_reservation(self, reservation_id: int) -> bool:
         """Cancel on request; False if no such live reservation. StoreError when it cannot be written (kept)."""
+        self._in_place("cancel_reservation")
         with self._operation():
-            r = self._site.find(reservation_id)
-            if r is None:
-                return False
-            self._write(deletes=[reservation_id])  # StoreError: refused, nothing changed
-            self._end(r, ReservationEndReason.CANCELLED, ReservationUpdate.CANCELLED, stored=True)
-            return True
+            change = self._decide_cancel(reservation_id)
+            self._write_in_place(change, f"cancel_reservation {reservation_id}")
+            return change.result
+
+    def begin_cancel(self, reservation_id: int) -> Change[bool]:
+        """``cancel_reservation`` made in memory now, its write handed to the writer (as ``begin_reserve``)."""
+        with self._operation():
+            change = self._decide_cancel(reservation_id)
+            self._enqueue(change, f"cancel_reservation {reservation_id}")
+            return change
+
+    def _decide_cancel(self, reservation_id: int) -> Change[bool]:
+        """Cancel in memory; the change carries the delete to write and how to put the reservation back."""
+        mark = len(self._pending)
+        r = self._site.find(reservation_id)
+        if r is None:
+            return Change(False, nothing_to_undo, mark=mark)
+        seq = self._site.seq[reservation_id]
+        write = self._ledger.make(deletes=[reservation_id])
+        self._end(r, ReservationEndReason.CANCELLED, ReservationUpdate.CANCELLED, stored=True)
+
+        def undo() -> None:
+            if self._site.find(reservation_id) is None:
+                self._site.insert(r, seq)
+
+        return Change(True, undo, write=write, mark=mark)
 
     def use_reservation(self, reservation_id: int) -> bool:
         """The reserved token started charging: the reservation ends UsedToStartCharging."""
@@ -290,7 +326,7 @@ class ReservationCore:
         if self._site.states[key] is state:
             return
         self._site.states[key] = state
-        self._site.changed()
+        self._site.changed(evse_id)
         if state is ConnectorState.AVAILABLE:
             return
         own = self._site.specific.get(evse_id)
@@ -308,32 +344,7 @@ class ReservationCore:
                 self._site.plugged.add(evse_id)
             else:
                 self._site.plugged.discard(evse_id)
-            self._site.changed()
-
-    # ------------------------------------------------------------ public: the store
-
-    @property
-    def store_fault(self) -> str | None:
-        """Why the store cannot write now (None when it can, or when there is no store)."""
-        return self._store.fault if self._store is not None else None
-
-    @property
-    def unsynced_ends(self) -> int:
-        """How many ended reservations are still on disk because the store could not write yet."""
-        return len(self._unsynced)
-
-    def retry_store(self) -> bool:
-        """Write the ends not yet on disk, or probe a faulted store; True when the store is writable again."""
-        if self._store is None:
-            return True
-        try:
-            if self._unsynced:
-                self._write()
-            elif self._store.fault is not None:
-                self._store.probe()
-        except StoreError:
-            return False
-        return True
+            self._site.changed(evse_id)
 
     # ------------------------------------------------------------ public: questions
 
@@ -402,11 +413,11 @@ class ReservationCore:
 
     def next_expiry(self) -> datetime | None:
         """When the next reservation expires (for the runtime's one timer), or None."""
-        return min((r.expiry_time for r in self._site.live()), default=None)
+        return self._site.next_expiry()
 
     def reservations(self) -> list[Reservation]:
         """Live reservations in arrival order."""
-        return sorted(self._site.live(), key=lambda r: self._site.seq[r.reservation_id])
+        return self._site.ordered()
 
     def reservation(self, reservation_id: int) -> Reservation | None:
         """One live reservation by id."""

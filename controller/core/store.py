@@ -1,6 +1,8 @@
 """Durable reservations on SQLite: every accepted change is on disk before the call returns.
 
-WAL with ``synchronous=FULL`` survives power loss after commit. A file that is not ours (not a
+WAL with ``synchronous=FULL`` survives power loss after commit. The store is used from one thread at a
+time: the loop's at start, then the runtime's writer thread (controller.runtime.durable), which commits
+the writes that arrived together in one transaction (``write_batch``). A file that is not ours (not a
 database at all, another application's, or an empty file) is refused at start with a clear error,
 never treated as an empty store; a new store is made under a temporary name and renamed into place,
 so a crash while creating it leaves no half-made file behind. A row that no longer parses (bad JSON,
@@ -158,17 +160,25 @@ class ReservationStore:
         Deletes run first, so an id both deleted and put ends up stored. Raises StoreError and changes
         nothing when the transaction cannot be committed.
         """
-        deleted = list(deletes)
-        stored = [
-            (r.reservation_id, seq, json.dumps(r.to_dict(), sort_keys=True)) for seq, r in puts
+        self.write_batch([(puts, deletes)])
+
+    def write_batch(self, writes: Sequence[tuple[Sequence[tuple[int, Reservation]], Iterable[int]]]) -> None:
+        """Several (puts, deletes) writes applied in order in ONE durable transaction: group commit, one fsync.
+
+        Each write's deletes run before its puts, as in ``write``. StoreError: none of them is stored.
+        """
+        steps = [
+            (list(deletes), [(r.reservation_id, seq, json.dumps(r.to_dict(), sort_keys=True)) for seq, r in puts])
+            for puts, deletes in writes
         ]
-        if not deleted and not stored:
+        if not any(deleted or stored for deleted, stored in steps):
             return
         with self._transaction():
-            self._db.executemany("DELETE FROM reservations WHERE reservation_id = ?", [(rid,) for rid in deleted])
-            self._db.executemany(
-                "INSERT OR REPLACE INTO reservations (reservation_id, seq, payload) VALUES (?, ?, ?)", stored
-            )
+            for deleted, stored in steps:
+                self._db.executemany("DELETE FROM reservations WHERE reservation_id = ?", [(rid,) for rid in deleted])
+                self._db.executemany(
+                    "INSERT OR REPLACE INTO reservations (reservation_id, seq, payload) VALUES (?, ?, ?)", stored
+                )
 
     def probe(self) -> None:
         """A real write that changes nothing (the schema version rewritten): StoreError if the disk refuses it."""

@@ -153,10 +153,10 @@ class Commands:
     async def _run(self, command: CommandTopic, payload: bytes, doc: dict[str, Any]) -> None:
         """Parse and carry out, adding what was done to ``doc``. Raises CommandError (and the port's errors)."""
         if command.site is SiteCommand.RESERVE:
-            self._reserve(payload, doc)
+            await self._reserve(payload, doc)
             return
         if command.site is SiteCommand.CANCEL:
-            self._cancel(payload, doc)
+            await self._cancel(payload, doc)
             return
         evse = command.evse or ""
         if not (evse.isascii() and evse.isdigit() and len(evse) < 10 and int(evse) in self._charger.evse_ids()):
@@ -190,7 +190,7 @@ class Commands:
         known = ", ".join(c.value for c in EvseCommand)
         raise CommandError(f"unknown command {_quote(command.command or '')}; commands: {known}", "command")
 
-    def _reserve(self, payload: bytes, doc: dict[str, Any]) -> None:
+    async def _reserve(self, payload: bytes, doc: dict[str, Any]) -> None:
         """ReserveNow with the seed's Reservation JSON; adds ``reservation_id`` (as soon as known) and ``result``."""
         data = _json(payload)
         if isinstance(data, dict) and isinstance(data.get("reservation_id"), int):
@@ -201,11 +201,11 @@ class Commands:
             raise _format_error(exc, "Reservation") from None
         except (OverflowError, ValueError) as exc:  # a parser gap (a date out of range after its offset)
             raise CommandError(f"payload has a value out of range: {exc}", None) from None
-        result = self._charger.reserve(reservation)  # StoreError: nothing changed, answered by handle
+        result = await self._charger.reserve(reservation)  # StoreError: nothing changed, answered by handle
         log.info("MQTT reserve %d -> %s", reservation.reservation_id, result.value)
         doc["result"] = result.value
 
-    def _cancel(self, payload: bytes, doc: dict[str, Any]) -> None:
+    async def _cancel(self, payload: bytes, doc: dict[str, Any]) -> None:
         """CancelReservation by id (``42`` or ``{"reservation_id": 42}``); adds ``reservation_id`` and ``cancelled``."""
         data = _json(payload)
         try:
@@ -220,6 +220,6 @@ class Commands:
         except FormatError as exc:
             raise _format_error(exc, "cancel") from None
         doc["reservation_id"] = reservation_id
-        cancelled = self._charger.cancel(reservation_id)  # StoreError: the reservation is kept, answered by handle
+        cancelled = await self._charger.cancel(reservation_id)  # StoreError: the reservation is kept (see handle)
         log.info("MQTT cancel %d -> %s", reservation_id, cancelled)
         doc["cancelled"] = cancelled

@@ -177,9 +177,13 @@ class Charger(Protocol):
                     "faults": [str],
                     "connectors": [{"id", "type", "state"}]}],
          "reservations": [Reservation.to_dict()],
-         "store": {"ok" (bool), "error" (str|null), "unsynced_ends" (int)}}
+         "store": {"ok" (bool), "error" (str|null), "unsynced_ends" (int)},
+         "loop": {"lag_max_ms" (float|null), "lag_p99_ms" (float|null): the event loop's lag over the last
+                  minute, null while not measured; "samples" (int), "slow_callbacks" (int: callbacks that held
+                  the loop over 20 ms since start)}}  (the runtime's; a front must not require "loop")
 
-    ``reserve`` and ``cancel`` raise controller.core.store.StoreError when the reservation store cannot
+    ``reserve`` and ``cancel`` answer once the change is durable (the disk is written off the loop, which
+    goes on meanwhile); they raise controller.core.store.StoreError when the reservation store cannot
     write; then nothing changed (the HTTP API answers 503). Everything else goes on without the disk.
 
     With a token authority set (``set_token_authority``: the OCPP front), ``present_token`` asks it about
@@ -198,9 +202,9 @@ class Charger(Protocol):
 
     def evse_ids(self) -> list[int]: ...
 
-    def reserve(self, reservation: Reservation) -> ReservationResult: ...
+    async def reserve(self, reservation: Reservation) -> ReservationResult: ...
 
-    def cancel(self, reservation_id: int) -> bool: ...
+    async def cancel(self, reservation_id: int) -> bool: ...
 
     def reservations(self) -> list[Reservation]: ...
 

@@ -9,8 +9,10 @@ expiry runs from one timer set to ``core.next_expiry()``; nothing polls.
 by its collaborators: controller.runtime.evaluation (reading and evaluating an EVSE),
 controller.runtime.outputs (LEDs, contactor, lock), controller.runtime.timers (expiry, store retry,
 deadlines), controller.runtime.tokens (answering tokens), controller.runtime.status (the status
-document and its events) and controller.runtime.sim (the ``--sim`` controls), over the records of
-controller.runtime.evse and the interlock evidence of controller.runtime.interlock.
+document and its events), controller.runtime.durable (the store's writer thread: reservations are
+committed off the loop, the caller answered after the commit), controller.runtime.loop_lag (the loop's
+lag and the callbacks that held it) and controller.runtime.sim (the ``--sim`` controls), over the
+records of controller.runtime.evse and the interlock evidence of controller.runtime.interlock.
 """
 
 from __future__ import annotations
@@ -22,10 +24,11 @@ import math
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from controller.charging.evse import EvseModel
 from controller.charging.session import RUNNING, ChargingSession
+from controller.core.pending import Change
 from controller.core.reservation import ReservationCore
 from controller.core.types import (
     CoreEvent,
@@ -43,9 +46,11 @@ from controller.port.charger import (
     check_current_limit,
 )
 from controller.port.events import EventHub
+from controller.runtime.durable import StoreWriter
 from controller.runtime.evaluation import Evaluator
 from controller.runtime.evse import EvseHardware, EvseRecord, RuntimeContext, RuntimeSettings
 from controller.runtime.interlock import contactor_closed
+from controller.runtime.loop_lag import LoopLag
 from controller.runtime.outputs import OutputDriver
 from controller.runtime.sim import SimControls
 from controller.runtime.status import StatusReporter
@@ -54,6 +59,7 @@ from controller.runtime.tokens import TokenAuthorizer
 from drivers.interfaces import Fault, LedMode, LockPosition, Meter, MeterSnapshot
 
 log = logging.getLogger("controller.runtime")  # one name for the whole runtime
+T = TypeVar("T")
 
 
 class Runtime:
@@ -105,6 +111,8 @@ class Runtime:
         self.sim: SimPlantControls | None = None if sim is None else SimControls(sim, self._ctx.evse, self.reset_faults)
         self._tasks: set[asyncio.Task[Any]] = set()
         self._evaluations_done = dict.fromkeys(records, 0)  # requested evaluations run, per EVSE (loop health)
+        self.writer: StoreWriter | None = None  # the store's writer thread, from start (before: writes in place)
+        self.loop_lag = LoopLag()
         core.subscribe(self._on_core_event)
 
     # The records and clocks, as tests and the HIL interlock monitor read them (one copy: the context's).
@@ -128,7 +136,12 @@ class Runtime:
 
     async def start(self) -> None:
         """Wire driver callbacks, evaluate every EVSE once and arm the expiry timer."""
-        self._ctx.loop = asyncio.get_running_loop()
+        loop = self._ctx.loop = asyncio.get_running_loop()
+        self.loop_lag.start(loop)
+        store = self.core.store
+        if store is not None and self.writer is None:
+            self.writer = StoreWriter(self.core, store, loop, self._after_write)
+            self.core.defer_writes(self.writer.submit, on_held=self._on_core_change)
         for e in self._ctx.evses.values():
             hw = e.hw
             hw.contactor.subscribe(self._requester(e))
@@ -169,6 +182,10 @@ class Runtime:
             e.hw.indicator.set_reserved(LedMode.OFF)
             if e.hw.pilot is not None:
                 await e.hw.pilot.stop()  # its output goes to its resting level (-12 V) when the drivers close
+        self.loop_lag.stop()
+        if self.writer is not None:
+            await self.writer.close()  # what was acknowledged is on disk; nothing is written after this
+            self.core.defer_writes(None)
         for closer in self._on_stop:
             try:
                 await closer()
@@ -236,10 +253,23 @@ class Runtime:
     def _on_core_event(self, event: CoreEvent) -> None:
         """A core event: publish it, re-evaluate every EVSE (LEDs, locks) and re-arm the core's timers."""
         self._status.publish_core_event(event)
+        self._on_core_change()
+
+    def _on_core_change(self) -> None:
+        """The core's memory changed (its events may wait for a write): re-evaluate every EVSE, re-arm timers."""
         if self._ctx.loop is not None:
             self.request_evaluations()
             self._timers.arm_expiry()
             self._timers.arm_store_retry()
+
+    def _after_write(self, failed: bool) -> None:
+        """A store transaction settled: retry a failing store; after an undo re-evaluate every EVSE (LEDs)."""
+        if self._ctx.loop is None or self._ctx.stopping:
+            return
+        self._timers.arm_store_retry()
+        if failed:
+            self.request_evaluations()
+            self._timers.arm_expiry()
 
     def check_expiry(self) -> None:
         """End reservations that are due now (the expiry timer calls this; tests with a fake clock too)."""
@@ -251,19 +281,26 @@ class Runtime:
         """Configured EVSE ids."""
         return list(self._ctx.evses)
 
-    def reserve(self, reservation: Reservation) -> ReservationResult:
-        """ReserveNow; the LEDs and locks follow through the core's events. StoreError: refused, nothing changed."""
-        try:
-            return self.core.reserve_now(reservation)
-        finally:
-            self._timers.arm_store_retry()
+    async def reserve(self, reservation: Reservation) -> ReservationResult:
+        """ReserveNow, answered once durable; the LEDs and locks follow through the core's events.
 
-    def cancel(self, reservation_id: int) -> bool:
-        """CancelReservation. StoreError: refused, the reservation is kept."""
+        StoreError: refused, nothing changed (the change made in memory meanwhile was undone).
+        """
+        return await self._durable(lambda: self.core.begin_reserve(reservation))
+
+    async def cancel(self, reservation_id: int) -> bool:
+        """CancelReservation, answered once durable. StoreError: refused, the reservation is kept."""
+        return await self._durable(lambda: self.core.begin_cancel(reservation_id))
+
+    async def _durable(self, begin: Callable[[], Change[T]]) -> T:
+        """Make a change (in memory at once) and wait until the writer made it durable; before start, in place."""
         try:
-            return self.core.cancel_reservation(reservation_id)
+            change = begin()
+            if self.writer is not None:
+                await self.writer.settle(change)
         finally:
             self._timers.arm_store_retry()
+        return change.result
 
     def reservations(self) -> list[Reservation]:
         """Live reservations in arrival order."""
@@ -384,8 +421,8 @@ class Runtime:
         return self._status.evse_status(evse_id)
 
     def status(self) -> dict[str, Any]:
-        """The documented status document (see controller.port.charger.Charger)."""
-        return self._status.status()
+        """The documented status document (see controller.port.charger.Charger), with the loop's lag."""
+        return {**self._status.status(), "loop": self.loop_lag.summary()}
 
     def store_status(self) -> dict[str, Any]:
         """The reservation store's health: ``ok``, the ``error`` while it cannot write, ends not yet written."""

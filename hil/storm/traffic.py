@@ -44,11 +44,11 @@ class Traffic:
         token = site.new_token(f"CAR{evse_id}")
         if rng.random() < site.s.reservation_share:
             is_global = rng.random() < site.s.global_share
-            rid = self.reserve(token, None if is_global else evse_id, rng.uniform(900.0, 3600.0))
+            rid = await self.reserve(token, None if is_global else evse_id, rng.uniform(900.0, 3600.0))
             if rid is not None:
                 if rng.random() < 0.1:  # plans change: the driver cancels
                     await site.sleep(rng.uniform(60.0, 1200.0))
-                    if site.runtime.cancel(rid):
+                    if await site.runtime.cancel(rid):
                         report.reservations_cancelled += 1
                     return
                 if await site.sleep(rng.uniform(60.0, 1800.0)):  # travel; beyond the expiry sometimes
@@ -128,13 +128,13 @@ class Traffic:
 
     # ------------------------------------------------------------ reservations
 
-    def reserve(self, token: str, evse_id: int | None, expires_in_s: float) -> int | None:
+    async def reserve(self, token: str, evse_id: int | None, expires_in_s: float) -> int | None:
         """Place a reservation; its id when accepted."""
         site = self.site
         rid = site.reservation_id()
         reservation = Reservation(rid, token, site.wall() + timedelta(seconds=expires_in_s), evse_id=evse_id)
         site.report.reservations_requested += 1
-        result: ReservationResult = site.runtime.reserve(reservation)
+        result: ReservationResult = await site.runtime.reserve(reservation)
         site.report.count("reservation_results", result.value)
         return rid if result is ReservationResult.ACCEPTED else None
 
@@ -145,8 +145,8 @@ class Traffic:
         while not await site.sleep(rng.expovariate(1.0 / site.s.operator_interval_mean_s)):
             live = site.runtime.reservations()
             if live and rng.random() < 0.35:
-                if site.runtime.cancel(rng.choice(live).reservation_id):
+                if await site.runtime.cancel(rng.choice(live).reservation_id):
                     site.report.reservations_cancelled += 1
                 continue
             evse = None if rng.random() < 0.4 else rng.choice(site.evse_ids)
-            self.reserve(site.new_token("NOSHOW"), evse, rng.uniform(120.0, 5400.0))
+            await self.reserve(site.new_token("NOSHOW"), evse, rng.uniform(120.0, 5400.0))

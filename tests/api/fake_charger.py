@@ -91,10 +91,10 @@ class FakeCharger:
     def evse_ids(self) -> list[int]:
         return self.core.evse_ids
 
-    def reserve(self, reservation: Reservation) -> ReservationResult:
+    async def reserve(self, reservation: Reservation) -> ReservationResult:
         return self.core.reserve_now(reservation)
 
-    def cancel(self, reservation_id: int) -> bool:
+    async def cancel(self, reservation_id: int) -> bool:
         return self.core.cancel_reservation(reservation_id)
 
     def reservations(self) -> list[Reservation]:

@@ -143,7 +143,7 @@ def test_reserved_led_check_sees_a_wrong_led_and_accepts_blinking(sim: WarpSim) 
     led.state = False
 
     expiry = sim.wall() + timedelta(minutes=5)
-    assert rt.reserve(Reservation(reservation_id=7, id_token="BOB", expiry_time=expiry, evse_id=1)) is (
+    assert sim.run(rt.reserve(Reservation(reservation_id=7, id_token="BOB", expiry_time=expiry, evse_id=1))) is (
         ReservationResult.ACCEPTED
     )
     sim.settle()
@@ -165,7 +165,7 @@ def _lock(sim: WarpSim, evse_id: int) -> Any:
 def _reserve_evse1(sim: WarpSim) -> None:
     expiry = sim.wall() + timedelta(minutes=5)
     reservation = Reservation(reservation_id=1, id_token="BOB", expiry_time=expiry, evse_id=1)
-    assert sim.b.runtime.reserve(reservation) is ReservationResult.ACCEPTED
+    assert sim.run(sim.b.runtime.reserve(reservation)) is ReservationResult.ACCEPTED
     sim.advance(1.0)
     assert sim.b.plant.evses[1].lock.locked
 
@@ -178,7 +178,7 @@ def test_an_unlock_decided_after_a_weld_was_seen_is_reported(sim: WarpSim, monke
     sim.run(sim.b.runtime.sim.fault(1, SimFaultKind.WELD))
     sim.settle()
     monkeypatch.setattr(controller.charging.outputs, "unlock_permitted", lambda *_a, **_k: True)
-    sim.b.runtime.cancel(1)
+    sim.run(sim.b.runtime.cancel(1))
     sim.advance(0.1)
     found = [v for v in sim.mon.records if v.rule == "unlock-under-load"]
     assert found and "contacts-closed" in found[0].tags, sim.mon.violations
@@ -197,7 +197,7 @@ def test_a_weld_between_the_unlock_decision_and_its_pulse_is_excused(sim: WarpSi
         return coro
 
     rt._outputs.move_lock = decide_then_weld
-    rt.cancel(1)
+    sim.run(rt.cancel(1))
     sim.advance(0.1)
     rt._outputs.move_lock = decide
     assert sim.b.plant.evses[1].lock.pulses[-1][1] is False  # an unlock pulse did start...

@@ -78,7 +78,7 @@ def test_contactor_never_closes_while_an_unlock_command_is_retrying(sim: WarpSim
     rt = sim.b.runtime
     sim.advance(3.0)
     expiry = sim.wall() + timedelta(minutes=5)
-    assert rt.reserve(Reservation(reservation_id=1, id_token="ALICE", expiry_time=expiry, evse_id=1)) is (
+    assert sim.run(rt.reserve(Reservation(reservation_id=1, id_token="ALICE", expiry_time=expiry, evse_id=1))) is (
         ReservationResult.ACCEPTED
     )
     sim.advance(1.0)

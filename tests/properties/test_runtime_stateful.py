@@ -87,11 +87,11 @@ class ChargerMachine(RuleBasedStateMachine):
             evse_id=evse,
             connector_type=connector_type,
         )
-        self.runtime.reserve(reservation)
+        self.sim.run(self.runtime.reserve(reservation))
 
     @rule(rid=st.sampled_from(RESERVATION_IDS))
     def cancel(self, rid: int) -> None:
-        self.runtime.cancel(rid)
+        self.sim.run(self.runtime.cancel(rid))
 
     # ------------------------------------------------------------ tokens
 

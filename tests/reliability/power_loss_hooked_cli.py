@@ -7,14 +7,17 @@ subprocess, so the hooks are installed here, before ``controller.cli.main`` runs
   after the API answered. The power-loss harness must catch it (its self-test), or it proves nothing.
 - ``kill-at-put:PREFIX``: SIGKILL the process when a reservation whose id_token starts with PREFIX is about
   to be stored - a power cut at an exact instant, for a deterministic reproduction.
+
+Both patch ``ReservationStore.write_batch``, which every write goes through (the runtime's writer thread
+calls it directly; ``write`` calls it too).
 """
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 import sys
+import threading
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -24,29 +27,34 @@ from controller.core.types import Reservation
 
 
 def _ack_before_commit(delay_s: float) -> None:
-    """Writes are scheduled on the loop ``delay_s`` later instead of done before returning."""
+    """Writes are done ``delay_s`` later on a timer thread (one at a time, in order) instead of before returning."""
+    lock = threading.Lock()
 
     def deferred(write: Callable[..., None]) -> Callable[..., None]:
         def later(self: ReservationStore, *args: Any) -> None:
-            asyncio.get_running_loop().call_later(delay_s, write, self, *args)
+            def run() -> None:
+                with lock:
+                    write(self, *args)
+
+            threading.Timer(delay_s, run).start()
 
         return later
 
-    ReservationStore.write = deferred(ReservationStore.write)  # type: ignore[method-assign]
+    ReservationStore.write_batch = deferred(ReservationStore.write_batch)  # type: ignore[method-assign]
 
 
 def _kill_at_put(prefix: str) -> None:
     """Die by SIGKILL just before storing a reservation whose token starts with ``prefix``."""
-    write = ReservationStore.write
+    write_batch = ReservationStore.write_batch
 
     def write_or_die(
-        self: ReservationStore, puts: Sequence[tuple[int, Reservation]] = (), deletes: Iterable[int] = ()
+        self: ReservationStore, writes: Sequence[tuple[Sequence[tuple[int, Reservation]], Iterable[int]]]
     ) -> None:
-        if any(reservation.id_token.startswith(prefix) for _seq, reservation in puts):
+        if any(reservation.id_token.startswith(prefix) for puts, _deletes in writes for _seq, reservation in puts):
             os.kill(os.getpid(), signal.SIGKILL)
-        write(self, puts, deletes)
+        write_batch(self, writes)
 
-    ReservationStore.write = write_or_die  # type: ignore[method-assign]
+    ReservationStore.write_batch = write_or_die  # type: ignore[method-assign]
 
 
 def main(argv: Sequence[str]) -> int:

@@ -207,7 +207,7 @@ def test_lock_jam_is_recovered_after_repair_and_reset() -> None:
             runtime = built.runtime
             await asyncio.sleep(5.0)
             built.plant.evses[1].lock.jam()
-            result = runtime.reserve(Reservation(1, "ALICE", START_UTC + timedelta(days=1), evse_id=1))
+            result = await runtime.reserve(Reservation(1, "ALICE", START_UTC + timedelta(days=1), evse_id=1))
             assert result is ReservationResult.ACCEPTED
             await asyncio.sleep(10.0)
             assert runtime.evse_status(1)["faults"] == ["lock_failed_lock"]

@@ -44,7 +44,7 @@ async def test_at_transaction_start_the_reservation_outlives_a_session_that_ends
     runtime.set_token_authority(Authority({"ALICE": Authorization(True)}), ReservationUse.AT_TRANSACTION_START)
     ends: list[ReservationEnd] = []
     built.runtime.core.subscribe(lambda ev: ends.append(ev) if isinstance(ev, ReservationEnd) else None)
-    assert runtime.reserve(_reservation(4, "ALICE", 1)).value == "Accepted"
+    assert (await runtime.reserve(_reservation(4, "ALICE", 1))).value == "Accepted"
 
     outcome = await runtime.present_token(1, "ALICE")
     assert outcome.verdict is TokenVerdict.RESERVATION_USED and outcome.reservation_id == 4
@@ -68,7 +68,7 @@ async def test_at_transaction_start_the_reservation_outlives_a_session_that_ends
 async def test_at_authorization_the_reservation_is_used_when_the_token_is_accepted(built: Built) -> None:
     runtime = built.runtime
     runtime.set_token_authority(Authority({"ALICE": Authorization(True)}))
-    assert runtime.reserve(_reservation(4, "ALICE", 1)).value == "Accepted"
+    assert (await runtime.reserve(_reservation(4, "ALICE", 1))).value == "Accepted"
     assert (await runtime.present_token(1, "ALICE")).reservation_id == 4
     assert runtime.reservations() == []
     assert await runtime.stop_session(1)

@@ -45,7 +45,7 @@ async def test_a_refused_token_uses_no_reservation_and_starts_nothing(built: Bui
     runtime = built.runtime
     authority = Authority({})
     runtime.set_token_authority(authority)
-    assert runtime.reserve(_reservation(1, "ALICE", 1)).value == "Accepted"
+    assert (await runtime.reserve(_reservation(1, "ALICE", 1))).value == "Accepted"
 
     outcome = await runtime.present_token(1, "alice")
 
@@ -59,7 +59,7 @@ async def test_a_refused_token_uses_no_reservation_and_starts_nothing(built: Bui
 async def test_the_group_token_from_the_authority_uses_a_reservation_made_for_the_group(built: Built) -> None:
     runtime = built.runtime
     runtime.set_token_authority(Authority({"BOB": Authorization(True, group_id_token="FLEET-7")}))
-    assert runtime.reserve(_reservation(2, "ALICE", 1, parent="fleet-7")).value == "Accepted"
+    assert (await runtime.reserve(_reservation(2, "ALICE", 1, parent="fleet-7"))).value == "Accepted"
 
     outcome = await runtime.present_token(1, "BOB")
 
@@ -71,7 +71,7 @@ async def test_the_group_token_from_the_authority_uses_a_reservation_made_for_th
 async def test_without_a_group_another_accepted_token_is_refused_and_the_reservation_kept(built: Built) -> None:
     runtime = built.runtime
     runtime.set_token_authority(Authority({"BOB": Authorization(True)}))
-    assert runtime.reserve(_reservation(3, "ALICE", 1, parent="FLEET-7")).value == "Accepted"
+    assert (await runtime.reserve(_reservation(3, "ALICE", 1, parent="FLEET-7"))).value == "Accepted"
 
     outcome = await runtime.present_token(1, "BOB")
 
@@ -117,11 +117,11 @@ async def test_the_verdict_is_decided_again_after_the_answer(built: Built) -> No
     authority = Authority({"ALICE": Authorization(True)})
     authority.gate = asyncio.Event()
     runtime.set_token_authority(authority)
-    assert runtime.reserve(_reservation(4, "ALICE", 1)).value == "Accepted"
+    assert (await runtime.reserve(_reservation(4, "ALICE", 1))).value == "Accepted"
 
     pending = asyncio.ensure_future(runtime.present_token(1, "ALICE"))
     await asyncio.sleep(0.01)
-    assert runtime.cancel(4) is True
+    assert await runtime.cancel(4) is True
     authority.gate.set()
     outcome = await pending
 

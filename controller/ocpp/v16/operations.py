@@ -88,7 +88,7 @@ class Operations16(StationOrders):
 
     # ------------------------------------------------------------ Reservation profile
 
-    def reserve_now(self, payload: dict[str, Any]) -> Any:
+    async def reserve_now(self, payload: dict[str, Any]) -> Any:
         """ReserveNow on a connector, or connectorId 0 (any connector: Rejected unless
         ReserveConnectorZeroSupported); Rejected without the Reservation profile."""
         if not self._reservations():
@@ -110,7 +110,7 @@ class Operations16(StationOrders):
             log.warning("ReserveNow refused: %s", exc)
             return call_result.ReserveNow(status="Rejected")
         try:
-            result = self.charger.reserve(reservation)
+            result = await self.charger.reserve(reservation)
         except StoreError as exc:
             log.warning("ReserveNow %d: cannot store it (%s): Rejected", reservation.reservation_id, exc)
             return call_result.ReserveNow(status="Rejected")
@@ -133,12 +133,12 @@ class Operations16(StationOrders):
             return None
         return ConnectorType(next(c["type"] for c in entry["connectors"] if int(c["id"]) == pair[1]))
 
-    def cancel_reservation(self, reservation_id: int) -> Any:
+    async def cancel_reservation(self, reservation_id: int) -> Any:
         """CancelReservation: Accepted when a live reservation was cancelled."""
         if not self._reservations():
             return call_result.CancelReservation(status="Rejected")
         try:
-            cancelled = self.charger.cancel(reservation_id)
+            cancelled = await self.charger.cancel(reservation_id)
         except StoreError:
             return call_result.CancelReservation(status="Rejected")
         return call_result.CancelReservation(status="Accepted" if cancelled else "Rejected")

@@ -108,7 +108,7 @@ class Operations(StationOrders):
         if not self.variables.bool_value("ReservationCtrlr", "Available"):
             raise OcppNotImplementedError(description="reservations are not available on this station")
 
-    def reserve_now(self, payload: dict[str, Any]) -> Any:
+    async def reserve_now(self, payload: dict[str, Any]) -> Any:
         """H01: the core decides; Rejected when disabled, when no evseId is given and NonEvseSpecific is off."""
         self._reservations_available()
         if not self.variables.bool_value("ReservationCtrlr", "Enabled"):
@@ -123,7 +123,7 @@ class Operations(StationOrders):
         rid = reservation.reservation_id
         self._replacing.add(rid)  # a replacement by the same id sends no ReservationStatusUpdate
         try:
-            result = self.charger.reserve(reservation)
+            result = await self.charger.reserve(reservation)
         except StoreError as exc:
             log.warning("ReserveNow %d: cannot store it (%s): Rejected", rid, exc)
             return call_result.ReserveNow(status="Rejected", status_info=status_info("StoreFailure"))
@@ -132,11 +132,11 @@ class Operations(StationOrders):
         log.info("ReserveNow %d for %s -> %s", rid, redact_token(reservation.id_token), result.value)
         return call_result.ReserveNow(status=_RESERVE_STATUS[result])
 
-    def cancel_reservation(self, reservation_id: int) -> Any:
+    async def cancel_reservation(self, reservation_id: int) -> Any:
         """H02: Accepted when a live reservation was cancelled (no ReservationStatusUpdate follows)."""
         self._reservations_available()
         try:
-            cancelled = self.charger.cancel(reservation_id)
+            cancelled = await self.charger.cancel(reservation_id)
         except StoreError:
             return call_result.CancelReservation(status="Rejected", status_info=status_info("StoreFailure"))
         return call_result.CancelReservation(status="Accepted" if cancelled else "Rejected")

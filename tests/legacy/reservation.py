@@ -1,0 +1,342 @@
+"""Legacy copy (before issue #15) of controller/core/reservation.py without its store: events and decisions only.
+
+The decisions are verbatim; the durable-write path (store, _write, retry_store, _reload) is left out, since the
+differential tests run without a store and the store never changes a decision.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+
+from controller.core.tokens import same_token
+from controller.core.types import (
+    Connector,
+    ConnectorState,
+    CoreEvent,
+    EvseReservedChanged,
+    Reservation,
+    ReservationCheck,
+    ReservationCheckStatus,
+    ReservationEnd,
+    ReservationEndReason,
+    ReservationResult,
+    ReservationUpdate,
+    ReservationUpdateStatus,
+    types_compatible,
+)
+from legacy.feasibility import Feasibility, is_feasible
+from legacy.site import Site
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+Listener = Callable[[CoreEvent], None]
+
+
+def utc_now() -> datetime:
+    """The default clock: aware UTC now."""
+    return datetime.now(UTC)
+
+
+class ReservationCore:
+    """Reservations for a site of EVSEs, each with typed connectors."""
+
+    def __init__(
+        self,
+        evses: Mapping[int, Sequence[Connector]],
+        *,
+        clock: Clock = utc_now,
+        feasibility: Feasibility = is_feasible,
+        states: Mapping[tuple[int, int], ConnectorState] | None = None,
+        plugged: Iterable[int] = (),
+        listener: Listener | None = None,
+    ) -> None:
+        self._site = Site(evses, feasibility)
+        self._clock = clock
+        self._listeners: list[Listener] = [listener] if listener is not None else []
+        self._pending: list[CoreEvent] = []
+        self._ended_at: dict[int, ReservationEndReason] = {}  # evse -> reason, within one operation
+        self._reserved: frozenset[int] = frozenset()
+        self._held_for_globals: frozenset[int] = frozenset()  # EVSEs reserved only for the global reservations
+        self._depth = 0
+        self._expired_now: list[ReservationEnd] = []
+        self.startup_events: list[CoreEvent] = []
+        self.startup_problems: list[str] = []
+        self._listeners.append(self.startup_events.append)
+        with self._operation():
+            for (evse_id, connector_id), state in sorted((states or {}).items()):
+                self._set_state(evse_id, connector_id, state)
+            for evse_id in plugged:
+                self._site.check_evse(evse_id)
+                self._site.plugged.add(evse_id)
+                self._site.changed()
+        self._listeners = [cb for cb in self._listeners if cb != self.startup_events.append]
+
+    # ------------------------------------------------------------ events and operations
+
+    def subscribe(self, callback: Listener) -> Callable[[], None]:
+        """Receive every event from now on; returns a function that unsubscribes."""
+        self._listeners.append(callback)
+
+        def unsubscribe() -> None:
+            # by identity: two listeners may compare equal (e.g. two empty lists)
+            self._listeners[:] = [cb for cb in self._listeners if cb is not callback]
+
+        return unsubscribe
+
+    @contextmanager
+    def _operation(self) -> Iterator[None]:
+        """Expire what is due, act, then emit ends first and reserved-indication changes last."""
+        self._depth += 1
+        try:
+            if self._depth == 1:
+                self._expired_now = self._expire(self._clock())
+            yield
+        finally:
+            self._depth -= 1
+            if self._depth == 0:
+                self._refresh_indication()
+                events, self._pending, self._ended_at = self._pending, [], {}
+                for event in events:
+                    for listener in list(self._listeners):
+                        try:
+                            listener(event)
+                        except Exception:  # a subscriber's bug must not break the core
+                            log.exception("reservation event subscriber failed on %r", event)
+
+    def _end(
+        self, reservation: Reservation, reason: ReservationEndReason, status: ReservationUpdate, *, stored: bool = False
+    ) -> None:
+        """End one live reservation: in memory now, then its two events; on disk with the operation's write.
+
+        ``stored``: the caller already deleted its row. Otherwise the delete is written when the operation
+        ends (or later, should the store be unable to write now: the safety loop never waits for the disk).
+        """
+        self._site.detach(reservation)
+        self._note_end(reservation, reason, status, stored=stored)
+
+    def _note_end(
+        self, reservation: Reservation, reason: ReservationEndReason, status: ReservationUpdate, *, stored: bool
+    ) -> None:
+        """Log and queue the two events of an ended reservation; remember its row must go unless ``stored``."""
+        rid = reservation.reservation_id
+        if reservation.evse_id is not None:
+            self._ended_at[reservation.evse_id] = reason
+        log.info("reservation %d ended: %s", rid, reason.value)
+        self._pending.append(ReservationEnd(reason, rid, reservation.evse_id))
+        self._pending.append(ReservationUpdateStatus(rid, status))
+
+    def _expire(self, now: datetime) -> list[ReservationEnd]:
+        due = [r for r in self._site.live() if r.expiry_time <= now]
+        due.sort(key=lambda r: (r.expiry_time, self._site.seq[r.reservation_id]))
+        for r in due:
+            self._end(r, ReservationEndReason.EXPIRED, ReservationUpdate.EXPIRED)
+        return [ReservationEnd(ReservationEndReason.EXPIRED, r.reservation_id, r.evse_id) for r in due]
+
+    def _recheck(self) -> None:
+        """Cancel what is no longer possible, first-come first-kept (specific by EVSE, then global)."""
+        for r in self._site.impossible():
+            self._end(r, ReservationEndReason.CANCELLED, ReservationUpdate.REMOVED)
+
+    # ------------------------------------------------------------ reserved indication
+
+    def _refresh_indication(self) -> None:
+        if not self._site.dirty:
+            return
+        self._site.dirty = False
+        global_part, available = self._site.global_part()
+        now_reserved = frozenset(self._site.specific) | global_part
+        for evse_id in sorted(self._reserved | now_reserved):
+            was, now = evse_id in self._reserved, evse_id in now_reserved
+            if was == now:
+                continue
+            reason: ReservationEndReason | None = None
+            if not now:
+                if evse_id in self._ended_at:
+                    reason = self._ended_at[evse_id]
+                elif evse_id in self._held_for_globals and evse_id in available:
+                    reason = ReservationEndReason.GLOBAL_RESERVATION_REQUIREMENT_DROPPED
+            self._pending.append(EvseReservedChanged(evse_id, now, reason))
+        self._reserved, self._held_for_globals = now_reserved, global_part
+
+    # ------------------------------------------------------------ public: changes
+
+    def reserve_now(self, reservation: Reservation) -> ReservationResult:
+        """Decide a ReserveNow exactly in DESIGN.md's order; Accepted means stored durably.
+
+        Raises StoreError when the outcome cannot be written; then nothing changed, in memory or on disk
+        (a reservation it would have replaced is still live).
+        """
+        with self._operation():
+            if reservation.expiry_time < self._clock():
+                return ReservationResult.REJECTED
+            rid = reservation.reservation_id
+            old = self._site.find(rid)
+            if old is not None:
+                # Replaced: decided without it; its row goes in the SAME transaction that stores the outcome
+                # (the new row overwrites it, or it is deleted), so a power cut cannot lose it in between.
+                self._site.detach(old)
+            result = self._site.decide(reservation)
+            seq = self._site.next_seq
+            if old is not None:
+                self._note_end(old, ReservationEndReason.CANCELLED, ReservationUpdate.REMOVED, stored=True)
+            if result is ReservationResult.ACCEPTED:
+                self._site.insert(reservation, seq)
+                self._pending.append(ReservationUpdateStatus(rid, ReservationUpdate.PLACED))
+            log.info("reserve_now %d -> %s", rid, result.value)
+            return result
+
+    def cancel_reservation(self, reservation_id: int) -> bool:
+        """Cancel on request; False if no such live reservation. StoreError when it cannot be written (kept)."""
+        with self._operation():
+            r = self._site.find(reservation_id)
+            if r is None:
+                return False
+            self._end(r, ReservationEndReason.CANCELLED, ReservationUpdate.CANCELLED, stored=True)
+            return True
+
+    def use_reservation(self, reservation_id: int) -> bool:
+        """The reserved token started charging: the reservation ends UsedToStartCharging."""
+        with self._operation():
+            r = self._site.find(reservation_id)
+            if r is None:
+                return False
+            self._end(r, ReservationEndReason.USED_TO_START_CHARGING, ReservationUpdate.USED)
+            return True
+
+    def expire_due(self) -> list[ReservationEnd]:
+        """End every reservation whose expiry time has come (expiry <= now); what ended, in order."""
+        with self._operation():
+            return list(self._expired_now)
+
+    def set_connector_state(self, evse_id: int, connector_id: int, state: ConnectorState) -> None:
+        """A connector changed state; non-Available states may cancel reservations (DESIGN.md)."""
+        with self._operation():
+            self._set_state(evse_id, connector_id, ConnectorState(state))
+
+    def _set_state(self, evse_id: int, connector_id: int, state: ConnectorState) -> None:
+        self._site.check_evse(evse_id)
+        key = (evse_id, connector_id)
+        if key not in self._site.states:
+            known = [c.id for c in self._site.evses[evse_id]]
+            raise ValueError(f"evse {evse_id}: unknown connector {connector_id} (known: {known})")
+        if self._site.states[key] is state:
+            return
+        self._site.states[key] = state
+        self._site.changed()
+        if state is ConnectorState.AVAILABLE:
+            return
+        own = self._site.specific.get(evse_id)
+        connector_type = next(c.type for c in self._site.evses[evse_id] if c.id == connector_id)
+        if own is not None and types_compatible(connector_type, own.connector_type):
+            self._end(own, ReservationEndReason.CANCELLED, ReservationUpdate.REMOVED)
+            return
+        self._recheck()
+
+    def set_plugged_in(self, evse_id: int, plugged: bool) -> None:
+        """A car was plugged in or out; this cancels nothing, but changes what is free."""
+        with self._operation():
+            self._site.check_evse(evse_id)
+            if plugged:
+                self._site.plugged.add(evse_id)
+            else:
+                self._site.plugged.discard(evse_id)
+            self._site.changed()
+
+    # ------------------------------------------------------------ public: questions
+
+    def is_charging_possible(self, evse_id: int) -> bool:
+        """May a driver without a reservation charge here and every global reservation still be honoured?"""
+        with self._operation():
+            return self._site.is_charging_possible(evse_id)
+
+    def is_evse_reserved(self, evse_id: int) -> bool:
+        """Is this EVSE held by an EVSE-specific reservation?"""
+        with self._operation():
+            return evse_id in self._site.specific
+
+    @property
+    def last_reserved_evses(self) -> frozenset[int]:
+        """The reserved set as last computed, without expiring anything first (a fallback that cannot fail)."""
+        return self._reserved
+
+    def reserved_evses(self) -> frozenset[int]:
+        """The EVSEs whose reserved LED must be on now."""
+        with self._operation():
+            pass
+        return self._reserved
+
+    def matches_reserved_identifier(
+        self, id_token: str, evse_id: int | None = None, parent_id_token: str | None = None
+    ) -> int | None:
+        """The id of the reservation this token (or its parent) holds here, or None."""
+        with self._operation():
+
+            def matches(r: Reservation) -> bool:
+                return same_token(r.id_token, id_token) or same_token(r.parent_id_token, parent_id_token)
+
+            if evse_id is not None and evse_id in self._site.specific:
+                own = self._site.specific[evse_id]
+                return own.reservation_id if matches(own) else None
+            for r in self._site.globals:
+                if matches(r):
+                    return r.reservation_id
+            return None
+
+    def has_reservation_parent_id(self, evse_id: int | None) -> bool:
+        """Does the reservation on this EVSE (or, failing one, any global reservation) have a parent token?"""
+        with self._operation():
+            if evse_id is not None:
+                if evse_id not in self._site.evses:
+                    return False
+                if evse_id in self._site.specific:
+                    return self._site.specific[evse_id].parent_id_token is not None
+            return any(r.parent_id_token is not None for r in self._site.globals)
+
+    def exists_reservation(self, check: ReservationCheck) -> ReservationCheckStatus:
+        """The four-way reservation check of EVerest's Auth (with its is_evse_reserved(bool) bug fixed)."""
+        found = self.matches_reserved_identifier(check.id_token, check.evse_id, check.group_id_token)
+        if check.evse_id is None:
+            return (
+                ReservationCheckStatus.RESERVED_FOR_TOKEN if found is not None else ReservationCheckStatus.NOT_RESERVED
+            )
+        if not self.is_evse_reserved(check.evse_id):
+            return ReservationCheckStatus.NOT_RESERVED
+        if found is not None:
+            return ReservationCheckStatus.RESERVED_FOR_TOKEN
+        if check.group_id_token is None and self.has_reservation_parent_id(check.evse_id):
+            return ReservationCheckStatus.RESERVED_FOR_OTHER_TOKEN_AND_HAS_PARENT_TOKEN
+        return ReservationCheckStatus.RESERVED_FOR_OTHER_TOKEN
+
+    def next_expiry(self) -> datetime | None:
+        """When the next reservation expires (for the runtime's one timer), or None."""
+        return min((r.expiry_time for r in self._site.live()), default=None)
+
+    def reservations(self) -> list[Reservation]:
+        """Live reservations in arrival order."""
+        return sorted(self._site.live(), key=lambda r: self._site.seq[r.reservation_id])
+
+    def reservation(self, reservation_id: int) -> Reservation | None:
+        """One live reservation by id."""
+        return self._site.find(reservation_id)
+
+    @property
+    def evse_ids(self) -> list[int]:
+        """Configured EVSE ids, ascending."""
+        return list(self._site.evses)
+
+    def connectors(self, evse_id: int) -> tuple[Connector, ...]:
+        """The connectors of one EVSE."""
+        self._site.check_evse(evse_id)
+        return self._site.evses[evse_id]
+
+    def connector_state(self, evse_id: int, connector_id: int) -> ConnectorState:
+        """The state last set for one connector."""
+        return self._site.states[(evse_id, connector_id)]
+
+    def is_plugged_in(self, evse_id: int) -> bool:
+        """Is a car plugged in at this EVSE?"""
+        return evse_id in self._site.plugged

@@ -131,6 +131,8 @@ async def test_a_transaction_with_periodic_meter_values_and_its_stop(station: Oc
     assert stop["transactionId"] == tx_id
     assert stop["reason"] == "Local" and stop["idTag"] == "ALICE"
     assert stop["meterStop"] >= start["meterStart"]
+    final_wh = 1000 * float(station.evse(2)["energy_kwh"])  # the register once the contactor is open
+    assert stop["meterStop"] == pytest.approx(final_wh, abs=1), "meterStop is the reading after the contactor opened"
     contexts = [v["context"] for mv in stop["transactionData"] for v in mv["sampledValue"]]
     assert contexts == ["Transaction.Begin", "Transaction.End"]
     assert float(stop["transactionData"][-1]["sampledValue"][0]["value"]) == pytest.approx(stop["meterStop"], abs=1)

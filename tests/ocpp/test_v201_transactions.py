@@ -69,6 +69,9 @@ async def test_events_of_a_transaction_are_numbered_from_zero_and_follow_the_cha
     assert ended["transactionInfo"]["stoppedReason"] == "Local"
     assert ended["triggerReason"] == "StopAuthorized"
     assert sampled(ended) and sampled(ended)[0]["context"] == "Transaction.End"
+    await until(lambda: station.evse(1)["phase"] in ("unlocking", "idle"), "the power path let go", timeout=20)
+    final_wh = 1000 * float(station.evse(1)["energy_kwh"])  # the register once the contactor is open
+    assert float(sampled(ended)[0]["value"]) == pytest.approx(final_wh, abs=0.5), "the reading after the opening"
     events = events_of(csms_201, tx_id)
     assert [e["seqNo"] for e in events] == list(range(len(events)))
     assert [e["eventType"] for e in events] == ["Started", *["Updated"] * (len(events) - 2), "Ended"]

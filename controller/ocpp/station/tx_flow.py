@@ -38,6 +38,10 @@ from controller.port.charger import Charger
 
 log = logging.getLogger("controller.ocpp")
 
+SETTLE_WAIT_S = 5.0  # the most a transaction's end waits for the reading taken after the contactor opened
+SETTLE_POLL_S = 0.02
+_POWER_PATH_PHASES = ("locking", "charging", "stopping")  # a session that may still hold the power path
+
 WRITE_RETRY_MIN_S = 0.5  # a queue write the disk refused is tried again after this, doubling
 WRITE_RETRY_MAX_S = 30.0
 STOP_WRITE_WAIT_S = 5.0  # at a stop, messages recorded but not yet stored get this long to reach the disk
@@ -145,6 +149,18 @@ class DurableTransactionFlow(Generic[W]):
     def _evse(self, evse_id: int) -> dict[str, Any]:
         """The EVSE's status entry now."""
         return next(e for e in self.charger.status()["evses"] if e["id"] == evse_id)
+
+    async def _settled(self, evse_id: int, within_s: float = SETTLE_WAIT_S) -> None:
+        """Return once the EVSE's session has let go of the power path, or after ``within_s`` (a weld).
+
+        A session leaves "stopping" only once the unlock interlock saw a meter reading completed after the contactor
+        opened, so a transaction's end built after this carries the energy of that reading: without the wait it had
+        the last poll's, up to a poll interval of charging short (which then belonged to no transaction).
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within_s
+        while self._evse(evse_id).get("phase") in _POWER_PATH_PHASES and loop.time() < deadline:
+            await asyncio.sleep(SETTLE_POLL_S)
 
     # ------------------------------------------------------------ durable writes, in order, off the loop
 

@@ -73,6 +73,7 @@ class _Write:
     droppable: bool = False
     event: TxEvent | None = None
     later: Callable[[], dict[str, Any]] | None = None  # build the payload when the writer gets to it (see start)
+    settle: bool = False  # ``later`` waits for the session to let go of the power path (a live stop)
 
 
 class TransactionFlow16(DurableTransactionFlow[_Write]):
@@ -159,8 +160,9 @@ class TransactionFlow16(DurableTransactionFlow[_Write]):
             payload = tx16.start_transaction(tx, connector, meter_start=self._meter(tx.evse_id, evse), timestamp=now)
             self._writes.put_nowait(_Write("StartTransaction", payload, tx.transaction_id, event=event))
         elif event.kind is TxEventKind.ENDED:
-            self._writes.put_nowait(_Write("StopTransaction", self._stop_payload(event, evse), tx.transaction_id,
-                                           referenced=True, event=event))
+            # meterStop from the reading taken after the contactor opened (built when the writer gets to it)
+            self._writes.put_nowait(_Write("StopTransaction", {}, tx.transaction_id, referenced=True, event=event,
+                                           later=partial(self._stop_payload, event), settle=True))
         elif event.trigger in (Trigger.METER_VALUE_PERIODIC, Trigger.TRIGGER):
             context = "Trigger" if event.trigger is Trigger.TRIGGER else "Sample.Periodic"
             values = tx16.meter_value(evse, self._measurands("TxUpdatedMeasurands"), context, now)
@@ -203,9 +205,14 @@ class TransactionFlow16(DurableTransactionFlow[_Write]):
     # ------------------------------------------------------------ durable writes, in order, off the loop
 
     async def _prepare(self, item: _Write) -> _Write:
-        """A StopTransaction of a restored transaction is built now, with the meter's first reading (if it comes)."""
+        """A StopTransaction is built now: a restored transaction's with the meter's first reading (if it comes), a
+        live one's once its session has let go of the power path (its reading after the contactor opened)."""
         if item.later is not None and item.event is not None:
-            await self._reading(item.event.transaction.evse_id, RESTORED_READING_WAIT_S)
+            evse_id = item.event.transaction.evse_id
+            if item.settle:
+                await self._settled(evse_id)
+            else:
+                await self._reading(evse_id, RESTORED_READING_WAIT_S)
             item = replace(item, payload=item.later(), later=None)
         return item
 

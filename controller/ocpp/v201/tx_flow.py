@@ -117,6 +117,17 @@ class TransactionFlow(DurableTransactionFlow[_Item]):
 
     # ------------------------------------------------------------ durable writes, in order, off the loop
 
+    async def _prepare(self, item: _Item) -> _Item:
+        """An Ended event is built again once its session has let go of the power path, so its meter values are the
+        reading taken after the contactor opened (not the last poll's); its time and offline flag stay."""
+        event, payload = item
+        if isinstance(event, str) or event.kind is not TxEventKind.ENDED:
+            return item
+        await self._settled(event.transaction.evse_id)
+        fresh = transaction_event(event, self._evse(event.transaction.evse_id), timestamp=payload["timestamp"],
+                                  offline=bool(payload.get("offline")), measurands=self._measurands(event))
+        return event, fresh
+
     def _describe(self, item: _Item) -> str:
         """Every item is a transaction event to the log."""
         return "transaction event"

@@ -177,3 +177,13 @@ async def booted16(csms: Csms, *, count: int | None = None) -> None:
     await csms.expect("BootNotification")
     for connector_id in (0, 1, 2):
         await csms.expect("StatusNotification", lambda p, c=connector_id: p["connectorId"] == c)
+
+
+async def charging16(station: OcppStation, csms: Csms, connector_id: int, id_tag: str = "ALICE") -> int:
+    """OCPP 1.6: a local session charging on ``connector_id`` (= its EVSE in the sim); its CSMS transactionId."""
+    assert (await station.runtime.present_token(connector_id, id_tag)).may_charge
+    await station.plug(connector_id)
+    await csms.expect("StartTransaction", lambda p: p["connectorId"] == connector_id)
+    await until(lambda: station.evse(connector_id)["contactor"] == "closed", "charging", timeout=20)
+    return int(next(m.response["transactionId"] for m in csms.received_messages("StartTransaction")
+                    if m.payload["connectorId"] == connector_id and m.response is not None))

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from .csms import CallErrorReceived, Csms
-from .station_harness import OcppStation, booted16, ocpp_config, ocpp_time, status16, until
+from .station_harness import OcppStation, booted16, charging16, ocpp_config, ocpp_time, status16, until
 
 
 @pytest.fixture
@@ -21,16 +21,6 @@ async def station(tmp_path: Path, csms_16: Csms) -> AsyncIterator[OcppStation]:
     async with OcppStation(tmp_path, ocpp_config(csms_16.url, version="1.6")) as s:
         await booted16(csms_16)
         yield s
-
-
-async def charging(station: OcppStation, csms: Csms, connector_id: int, id_tag: str = "ALICE") -> int:
-    """A local session charging on ``connector_id`` (= its EVSE in the sim); its CSMS transactionId."""
-    assert (await station.runtime.present_token(connector_id, id_tag)).may_charge
-    await station.plug(connector_id)
-    await csms.expect("StartTransaction", lambda p: p["connectorId"] == connector_id)
-    await until(lambda: station.evse(connector_id)["contactor"] == "closed", "charging", timeout=20)
-    return int(next(m.response["transactionId"] for m in csms.received_messages("StartTransaction")
-                    if m.payload["connectorId"] == connector_id and m.response is not None))
 
 
 # ---------------------------------------------------------------------------------------------------- remote start/stop
@@ -70,7 +60,7 @@ async def test_remote_start_without_authorize_remote_tx_requests_asks_nobody(
 
 async def test_remote_start_is_rejected_on_a_busy_unknown_or_reserved_connector(
         station: OcppStation, csms_16: Csms) -> None:
-    await charging(station, csms_16, 1)
+    await charging16(station, csms_16, 1)
     assert (await csms_16.call("RemoteStartTransaction", {"connectorId": 1, "idTag": "BOB"}))["status"] == "Rejected"
     assert (await csms_16.call("RemoteStartTransaction", {"connectorId": 7, "idTag": "BOB"}))["status"] == "Rejected"
     answer = await csms_16.call("ReserveNow", {"connectorId": 2, "expiryDate": ocpp_time(600), "idTag": "CAROL",
@@ -104,7 +94,7 @@ async def test_change_availability_of_a_connector_and_of_the_station(station: Oc
 
 async def test_inoperative_while_charging_is_scheduled_until_the_transaction_ends(
         station: OcppStation, csms_16: Csms) -> None:
-    await charging(station, csms_16, 1)
+    await charging16(station, csms_16, 1)
     answer = await csms_16.call("ChangeAvailability", {"connectorId": 1, "type": "Inoperative"})
     assert answer == {"status": "Scheduled"}
     assert station.evse(1)["enabled"]
@@ -165,7 +155,7 @@ async def test_trigger_message_sends_each_message(station: OcppStation, csms_16:
     idle = await csms_16.expect("MeterValues")
     assert idle["connectorId"] == 1 and "transactionId" not in idle
     assert {v["context"] for m in idle["meterValue"] for v in m["sampledValue"]} == {"Trigger"}
-    tx_id = await charging(station, csms_16, 2)
+    tx_id = await charging16(station, csms_16, 2)
     assert await trigger("MeterValues", 2) == "Accepted"
     during = await csms_16.expect("MeterValues", lambda p: p["connectorId"] == 2)
     assert during["transactionId"] == tx_id
@@ -177,7 +167,7 @@ async def test_trigger_message_sends_each_message(station: OcppStation, csms_16:
 async def test_unlock_connector_ends_the_transaction_then_releases_the_lock(
         station: OcppStation, csms_16: Csms) -> None:
     assert (await csms_16.call("UnlockConnector", {"connectorId": 1}))["status"] == "Unlocked"  # idle: nothing held
-    tx_id = await charging(station, csms_16, 2)
+    tx_id = await charging16(station, csms_16, 2)
     assert station.evse(2)["lock"] == "locked"
     assert (await csms_16.call("UnlockConnector", {"connectorId": 2}, timeout=20))["status"] == "Unlocked"
     stop = await csms_16.expect("StopTransaction")
@@ -189,7 +179,7 @@ async def test_unlock_connector_ends_the_transaction_then_releases_the_lock(
 
 @pytest.mark.parametrize("kind", ["Soft", "Hard"])
 async def test_reset_ends_the_transactions_then_restarts(station: OcppStation, csms_16: Csms, kind: str) -> None:
-    tx_id = await charging(station, csms_16, 1)
+    tx_id = await charging16(station, csms_16, 1)
     answer = await csms_16.call("ReserveNow", {"connectorId": 2, "expiryDate": ocpp_time(600), "idTag": "CAROL",
                                                "reservationId": 8})
     assert answer["status"] == "Accepted"

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from .csms import Csms
-from .station_harness import OcppStation, booted16, ocpp_config, ocpp_time, until
+from .station_harness import OcppStation, booted16, charging16, ocpp_config, ocpp_time, until
 
 
 def profile(profile_id: int, *, purpose: str = "TxDefaultProfile", level: int = 0, kind: str = "Absolute",
@@ -55,16 +55,6 @@ async def station(tmp_path: Path, csms_16: Csms) -> AsyncIterator[OcppStation]:
         yield s
 
 
-async def charging(station: OcppStation, csms: Csms, connector_id: int, id_tag: str = "ALICE") -> int:
-    """A local session charging on ``connector_id`` (= its EVSE in the sim); its CSMS transactionId."""
-    assert (await station.runtime.present_token(connector_id, id_tag)).may_charge
-    await station.plug(connector_id)
-    await csms.expect("StartTransaction", lambda p: p["connectorId"] == connector_id)
-    await until(lambda: station.evse(connector_id)["contactor"] == "closed", "charging", timeout=20)
-    return int(next(m.response["transactionId"] for m in csms.received_messages("StartTransaction")
-                    if m.payload["connectorId"] == connector_id and m.response is not None))
-
-
 async def test_a_default_profile_applies_at_once_then_period_by_period(station: OcppStation, csms_16: Csms) -> None:
     assert await set_profile(csms_16, 1, profile(1, periods=[(0, 12.0), (3, 8.0)])) == "Accepted"
     assert limit(station, 1) == 12.0
@@ -83,7 +73,7 @@ async def test_a_default_profile_applies_at_once_then_period_by_period(station: 
 async def test_zero_amperes_suspend_the_transaction_and_its_tx_profile_goes_with_it(
         station: OcppStation, csms_16: Csms) -> None:
     assert await set_profile(csms_16, 1, profile(1, purpose="TxProfile")) == "Rejected"  # no transaction yet
-    tx_id = await charging(station, csms_16, 1)
+    tx_id = await charging16(station, csms_16, 1)
     assert await set_profile(csms_16, 1, profile(2, purpose="TxProfile", transactionId=tx_id + 1)) == "Rejected"
     seen = len(csms_16.received("StatusNotification"))
     assert await set_profile(csms_16, 1, profile(2, purpose="TxProfile", periods=[(0, 0.0)])) == "Accepted"
@@ -106,9 +96,9 @@ async def test_the_charge_point_maximum_is_for_connector_0_and_shared(station: O
     assert await set_profile(csms_16, 1, profile(1, purpose="ChargePointMaxProfile")) == "Rejected"
     station_max = profile(1, purpose="ChargePointMaxProfile", unit="W", periods=[(0, 8280.0)])  # 12 A on 3 phases
     assert await set_profile(csms_16, 0, station_max) == "Accepted"
-    await charging(station, csms_16, 1, "ALICE")
+    await charging16(station, csms_16, 1, "ALICE")
     assert limit(station, 1) == 12.0
-    await charging(station, csms_16, 2, "BOB")
+    await charging16(station, csms_16, 2, "BOB")
     await until(lambda: limit(station, 1) == 6.0 and limit(station, 2) == 6.0, "12 A shared")
     answer = await csms_16.call("GetCompositeSchedule", {"connectorId": 0, "duration": 60, "chargingRateUnit": "W"})
     assert answer["status"] == "Accepted" and answer["connectorId"] == 0
@@ -170,7 +160,7 @@ async def test_profiles_are_kept_across_a_restart_and_bad_ones_refused(tmp_path:
 async def test_a_profile_changes_the_current_on_the_meter(station: OcppStation, csms_16: Csms) -> None:
     """The profile's limit reaches the car through the control pilot: the simulated car draws less on the meter."""
     assert station.evse(1)["pilot"] is not None
-    await charging(station, csms_16, 1)
+    await charging16(station, csms_16, 1)
     await until(lambda: max(station.evse(1)["current_a"] or [0]) > 15.5, "the car draws the pilot's 16 A", timeout=20)
     assert await set_profile(csms_16, 1, profile(7, periods=[(0, 8.0)])) == "Accepted"
     assert station.evse(1)["pilot"]["advertised_a"] == 8.0

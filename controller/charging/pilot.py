@@ -41,9 +41,12 @@ class PilotView:
     cable_fault: bool = False  # the PP resistance is out of range
 
 
-def pilot_plugged(view: PilotView) -> bool:
+PLUGGED_STATES = frozenset({"B", "C", "D"})
+
+
+def pilot_plugged(state: str | None) -> bool:
     """A car is connected: state B, C or D."""
-    return view.state in ("B", "C", "D")
+    return state in PLUGGED_STATES
 
 
 def car_ready(view: PilotView | None) -> bool:

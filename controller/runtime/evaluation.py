@@ -64,7 +64,7 @@ class Evaluator:
             # a session still holding its reservation (1.6: used at the plug) leaves the EVSE to that reservation
             session_active=e.session.view.phase in _SESSION_OCCUPIES
             and not (e.session.view.phase is Phase.AUTHORIZED and e.reservation_pending is not None),
-            extra_faults=hw.pilot.faults(now) if hw.pilot is not None else (),
+            extra_faults=hw.pilot.faults() if hw.pilot is not None else (),
         )
 
     def _evaluate_unsafe(self, e: EvseRecord) -> None:

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from controller.charging.pilot import PilotView, offer_a, overcurrent, pilot_faults
+from controller.charging.pilot import PilotView, offer_a, overcurrent, pilot_faults, pilot_plugged
 from drivers.interfaces import Fault, FaultKind
 from drivers.pilot.interfaces import OutputMode, PilotInput, PilotOutput
 from drivers.pilot.proximity import PpStatus
@@ -39,7 +39,7 @@ class PilotPlug:
     @property
     def plugged(self) -> bool:
         """B, C or D."""
-        return self._input.reading().state in ("B", "C", "D")
+        return pilot_plugged(self._input.reading().state)
 
     def subscribe(self, callback: Callable[[bool], None]) -> None:
         """Hear of every change of the pilot's reading (the runtime evaluates the EVSE then)."""
@@ -78,7 +78,7 @@ class PilotHardware:
                          None if reading.error is None else str(reading.error),
                          self.offering(), self.ventilation, self.cable_fault)
 
-    def faults(self, now: float) -> tuple[Fault, ...]:
+    def faults(self) -> tuple[Fault, ...]:
         """The EVSE faults the pilot and the car's current report now."""
         found = pilot_faults(self.view(), self.input.reading().since)
         return (*found, self.overcurrent) if self.overcurrent is not None else found
@@ -111,7 +111,7 @@ class PilotHardware:
                 reading = self.input.sample(mono(), pwm_on=self.offering())
                 now = (reading.state, reading.error)
                 if now != last:
-                    if last[0] in (None, "A") and reading.state in ("B", "C", "D"):
+                    if last[0] in (None, "A") and pilot_plugged(reading.state):
                         self._read_cable(evse_id)
                     if reading.state == "A":
                         self.cable_a, self.cable_fault, self.overcurrent, self.over_since = None, False, None, None

@@ -151,6 +151,19 @@ def parse_current_limit(text: str) -> float | None:
     return amps
 
 
+@dataclass(frozen=True, slots=True)
+class Supply:
+    """How an EVSE (or the whole station) is fed: what turns a power limit (W) into amperes per phase.
+
+    From the EVSE's ``[evses.pilot]`` (``voltage_v``, ``phases``, ``max_current_a``); 230 V, 3 phases and no
+    maximum for an EVSE without a control pilot.
+    """
+
+    voltage_v: float = 230.0
+    phases: int = 3
+    max_current_a: float | None = None  # None: no configured maximum
+
+
 class SimPlantControls(Protocol):
     """Drives the simulated plant under ``run --sim`` only."""
 
@@ -242,8 +255,8 @@ class Charger(Protocol):
     async def reset_faults(self, evse_id: int) -> list[str]: ...
 
     async def set_current_limit(self, evse_id: int, amps: float | None) -> float | None:
-        """Set a current limit (A; None removes it): 0 pauses charging now; other values are recorded, and enforced
-        once a control pilot exists.
+        """Set a current limit (A; None removes it): 0 pauses charging now; other values cap what the EVSE's control
+        pilot offers the car (on an EVSE without a pilot they are recorded only).
 
         Raises ValueError outside 0 or MIN_CURRENT_LIMIT_A..MAX_CURRENT_LIMIT_A, UnknownEvse for an unknown id.
         """
@@ -256,6 +269,10 @@ class Charger(Protocol):
 
     async def set_charging_allowed(self, evse_id: int, allowed: bool) -> None:
         """Pause (False) or resume charging within the session (an energy manager's enable); UnknownEvse."""
+        ...
+
+    def supply(self, evse_id: int | None) -> Supply:
+        """How the EVSE (None: the whole station) is fed, for converting watts to amperes; UnknownEvse."""
         ...
 
     def status(self) -> dict[str, Any]: ...

@@ -57,7 +57,7 @@ class EvseRecord:
     model: EvseModel
     session: ChargingSession
     enabled: bool = True
-    current_limit_a: float | None = None  # operator/evcc limit (A); 0 pauses, other values wait for a control pilot
+    current_limit_a: float | None = None  # operator/evcc limit (A); 0 pauses, others cap the pilot's offer
     charging_allowed: bool = True  # False pauses charging (energy manager): contactor open, session and lock kept
     profile_limit_a: float | None = None  # the CSMS's charging profile for this EVSE (A per phase)
     max_current_a: float | None = None  # the configured maximum (the pilot's max_current_a)

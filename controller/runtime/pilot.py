@@ -60,6 +60,8 @@ class PilotHardware:
     plug: PilotPlug
     max_current_a: float
     ventilation: bool = False
+    phases: int = 3  # the phases wired to the EVSE (watts -> amperes)
+    voltage_v: float = 230.0  # nominal phase voltage
     period_s: float = 0.02
     cable_a: float | None = None  # the plugged cable's rating (PP); None: tethered or not read
     cable_fault: bool = False

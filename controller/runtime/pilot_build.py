@@ -47,4 +47,5 @@ def build_pilot(evse: EvseConfig, factory: Any, plant: Any, closers: list[Callab
 
     closers.append(close_input)
     return PilotHardware(output, pilot_input, PilotPlug(pilot_input), config.max_current_a,
-                         ventilation=evse.pilot.ventilation)
+                         ventilation=evse.pilot.ventilation, phases=evse.pilot.phases,
+                         voltage_v=evse.pilot.voltage_v)

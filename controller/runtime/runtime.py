@@ -8,11 +8,12 @@ expiry runs from one timer set to ``core.next_expiry()``; nothing polls.
 ``Runtime`` is the lifecycle, the wiring and the controller.port.charger.Charger front door; the work is done
 by its collaborators: controller.runtime.evaluation (reading and evaluating an EVSE),
 controller.runtime.outputs (LEDs, contactor, lock), controller.runtime.timers (expiry, store retry,
-deadlines), controller.runtime.tokens (answering tokens), controller.runtime.status (the status
-document and its events), controller.runtime.durable (the store's writer thread: reservations are
-committed off the loop, the caller answered after the commit), controller.runtime.loop_lag (the loop's
-lag and the callbacks that held it) and controller.runtime.sim (the ``--sim`` controls), over the
-records of controller.runtime.evse and the interlock evidence of controller.runtime.interlock.
+deadlines), controller.runtime.tokens (answering tokens), controller.runtime.limit_settings (limits and
+pauses), controller.runtime.status (the status document and its events), controller.runtime.durable (the
+store's writer thread: reservations are committed off the loop, the caller answered after the commit),
+controller.runtime.loop_lag (the loop's lag and the callbacks that held it) and controller.runtime.sim (the
+``--sim`` controls), over the records of controller.runtime.evse and the interlock evidence of
+controller.runtime.interlock.
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
@@ -40,16 +40,17 @@ from controller.core.types import (
 from controller.port.charger import (
     ReservationUse,
     SimPlantControls,
+    Supply,
     TokenAuthority,
     TokenOutcome,
     UnlockOutcome,
-    check_current_limit,
 )
 from controller.port.events import EventHub
 from controller.runtime.durable import StoreWriter
 from controller.runtime.evaluation import Evaluator
 from controller.runtime.evse import EvseHardware, EvseRecord, RuntimeContext, RuntimeSettings
 from controller.runtime.interlock import contactor_closed
+from controller.runtime.limit_settings import LimitSettings
 from controller.runtime.loop_lag import LoopLag
 from controller.runtime.outputs import OutputDriver
 from controller.runtime.sim import SimControls
@@ -108,6 +109,7 @@ class Runtime:
         self._outputs = OutputDriver(self._ctx, self._request)
         self._evaluator = Evaluator(self._ctx, self._outputs, self._timers, self._status, self._request)
         self._tokens = TokenAuthorizer(self._ctx, self._evaluator.evaluate)
+        self._limits = LimitSettings(self._ctx, self._evaluator.evaluate)
         self.sim: SimPlantControls | None = None if sim is None else SimControls(sim, self._ctx.evse, self.reset_faults)
         self._tasks: set[asyncio.Task[Any]] = set()
         self._evaluations_done = dict.fromkeys(records, 0)  # requested evaluations run, per EVSE (loop health)
@@ -317,49 +319,20 @@ class Runtime:
         self._evaluator.evaluate(e)
 
     async def set_current_limit(self, evse_id: int, amps: float | None) -> float | None:
-        """Operator/energy-manager current limit (A) per EVSE, kept in memory and shown in the status document.
-
-        0 pauses charging: the contactor opens (and stays open) while the session and the lock stay, as the
-        control pilot will do it too. Other values are recorded only: without a control pilot (issue #14)
-        nothing tells the car to draw less. 0 or 6..80 A (controller.port.charger.check_current_limit), None
-        removes it; ValueError otherwise.
-        """
-        e = self._ctx.evse(evse_id)
-        e.current_limit_a = check_current_limit(amps)
-        if e.current_limit_a == 0:
-            log.info("EVSE %d current limit 0 A: charging paused", evse_id)
-        else:
-            log.info("EVSE %d current limit %s (recorded, not enforced: no control pilot)", evse_id,
-                     "removed" if e.current_limit_a is None else f"{e.current_limit_a:g} A")
-        self._evaluator.evaluate(e)
-        return e.current_limit_a
+        """Operator/energy-manager current limit (A) per EVSE (controller.runtime.limit_settings)."""
+        return self._limits.set_current_limit(evse_id, amps)
 
     async def set_profile_limit(self, evse_id: int | None, amps: float | None) -> None:
-        """The CSMS's charging-profile limit (A per phase) for one EVSE, or for the whole station (``evse_id`` None:
-        shared between the EVSEs like the site limit); None removes it, 0 pauses. ValueError for a negative or
-        non-finite value, UnknownEvse for an unknown id."""
-        if amps is not None and (isinstance(amps, bool) or not isinstance(amps, int | float)
-                                 or not math.isfinite(amps) or amps < 0):
-            raise ValueError(f"a charging-profile limit must be a number of amperes >= 0, got {amps!r}")
-        value = None if amps is None else float(amps)
-        if evse_id is None:
-            self._ctx.station_profile_limit_a = value
-        else:
-            self._ctx.evse(evse_id).profile_limit_a = value
-        log.info("charging profile limit for %s: %s", "the station" if evse_id is None else f"EVSE {evse_id}",
-                 "removed" if value is None else f"{value:g} A")
-        for e in self._ctx.evses.values():
-            self._evaluator.evaluate(e)
+        """The CSMS's charging-profile limit (A per phase) for an EVSE or (None) the station."""
+        self._limits.set_profile_limit(evse_id, amps)
 
     async def set_charging_allowed(self, evse_id: int, allowed: bool) -> None:
-        """Pause (False) or resume (True) charging, as an energy manager does (evcc's enable): while paused the
-        contactor opens and stays open, but the session, its authorization and the lock are kept, so charging
-        resumes without a new token. Unlike ``set_enabled``, which makes the EVSE Unavailable and ends sessions."""
-        e = self._ctx.evse(evse_id)
-        if e.charging_allowed != allowed:
-            log.info("EVSE %d: charging %s", evse_id, "allowed" if allowed else "paused")
-        e.charging_allowed = allowed
-        self._evaluator.evaluate(e)
+        """Pause (False) or resume (True) charging within the session (an energy manager's enable)."""
+        self._limits.set_charging_allowed(evse_id, allowed)
+
+    def supply(self, evse_id: int | None) -> Supply:
+        """How the EVSE (None: the station) is fed, for converting watts to amperes."""
+        return self._limits.supply(evse_id)
 
     async def reset_faults(self, evse_id: int) -> list[str]:
         """Operator reset after a repair: forget latched faults and re-evaluate.

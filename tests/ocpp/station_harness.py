@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import controller.ocpp.front as front_module
-from controller.config.loader import load_sim_default
+from controller.config.loader import ChargerConfig, load_sim_default
 from controller.config.ocpp_model import OcppConfig
 from controller.ocpp.front import OcppFront
 from controller.ocpp.station.clock import StationClock
@@ -44,10 +44,13 @@ def ocpp_config(url: str, station_id: str = "CS001", **changes: Any) -> OcppConf
 class OcppStation:
     """The sim charger and its OCPP station, started on ``state_dir``."""
 
-    def __init__(self, state_dir: Path, config: OcppConfig, *, clock: StationClock | None = None) -> None:
-        """``clock``: the station's clock (default: the real one, which asks the kernel whether it is synchronized)."""
+    def __init__(self, state_dir: Path, config: OcppConfig, *, clock: StationClock | None = None,
+                 charger: ChargerConfig | None = None) -> None:
+        """``clock``: the station's clock (default: the real one, which asks the kernel whether it is synchronized);
+        ``charger``: the charger's configuration (default: the simulated charger's)."""
         self.state_dir = state_dir
         self.config = config
+        self.charger = charger
         self.clock = clock
         self.built: Built | None = None
         self.front: OcppFront | None = None
@@ -55,7 +58,7 @@ class OcppStation:
 
     async def start(self) -> OcppStation:
         """Build the controller, start it, then the OCPP front."""
-        self.built = await build(load_sim_default(), state_dir=self.state_dir)
+        self.built = await build(self.charger or load_sim_default(), state_dir=self.state_dir)
         await self.built.start()
         self.front = OcppFront(self.built.runtime, self.config, self.state_dir, on_reset=self._reset)
         if self.clock is None:

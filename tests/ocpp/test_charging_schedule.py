@@ -115,6 +115,17 @@ def test_watts_become_amperes_per_phase_with_the_periods_phases() -> None:
     assert in_unit(None, RateUnit.A, Electrical(max_current_a=32.0)) == (32.0, 3)
 
 
+def test_watts_use_the_evses_own_voltage_and_phases() -> None:
+    """A single-phase 240 V EVSE: a period without numberPhases means its one phase, and 3 phases cannot draw."""
+    single = Composite([profile(unit=RateUnit.W, periods=((0, 2400.0),))], {},
+                       lambda _evse: Electrical(voltage_v=240.0, phases=1))
+    assert single.evse_limit(1, T0) == Limit(10.0, 1)
+    asked_three = Composite([profile(unit=RateUnit.W, periods=((0, 2400.0),), phases=3)], {},
+                            lambda _evse: Electrical(voltage_v=240.0, phases=1))
+    assert asked_three.evse_limit(1, T0) == Limit(10.0, 1)
+    assert in_unit(Limit(10.0, 1), RateUnit.W, Electrical(voltage_v=240.0, phases=1)) == (2400.0, 1)
+
+
 def test_the_composite_is_the_least_of_the_station_maximum_and_the_evse_limit() -> None:
     station = profile(1, evse_id=STATION, purpose=Purpose.STATION_MAX, periods=((0, 12.0), (60, 40.0)))
     evse = profile(2, periods=((0, 20.0),))

@@ -8,11 +8,14 @@ and refusals. Schedules start relative to now with periods of seconds; waits hav
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from controller.config.loader import ChargerConfig, load_sim_default
 
 from .csms import Csms
 from .station_harness import OcppStation, booted16, charging16, ocpp_config, ocpp_time, until
@@ -105,6 +108,29 @@ async def test_the_charge_point_maximum_is_for_connector_0_and_shared(station: O
     schedule = answer["chargingSchedule"]
     assert schedule["chargingRateUnit"] == "W" and schedule["duration"] == 60
     assert schedule["chargingSchedulePeriod"] == [{"startPeriod": 0, "limit": 8280.0, "numberPhases": 3}]
+
+
+def single_phase_240v() -> ChargerConfig:
+    """The sim charger with EVSE 1 wired to one phase of 240 V (``[evses.pilot] phases = 1, voltage_v = 240``)."""
+    config = load_sim_default()
+    first = config.evses[0]
+    assert first.pilot is not None
+    pilot = dataclasses.replace(first.pilot, phases=1, voltage_v=240.0)
+    return dataclasses.replace(config, evses=(dataclasses.replace(first, pilot=pilot), *config.evses[1:]))
+
+
+async def test_watts_are_converted_with_the_configured_phases_and_voltage(tmp_path: Path, csms_16: Csms) -> None:
+    async with OcppStation(tmp_path, ocpp_config(csms_16.url, version="1.6"), charger=single_phase_240v()) as station:
+        await booted16(csms_16)
+        # 2400 W on one phase of 240 V is 10 A (on the default 3 x 230 V it would be 3.5 A: nothing to offer)
+        assert await set_profile(csms_16, 1, profile(1, unit="W", periods=[(0, 2400.0)])) == "Accepted"
+        assert await set_profile(csms_16, 2, profile(2, unit="W", periods=[(0, 8280.0)])) == "Accepted"
+        assert (limit(station, 1), limit(station, 2)) == (10.0, 12.0)  # EVSE 2 keeps 3 x 230 V
+        answer = await csms_16.call("GetCompositeSchedule", {"connectorId": 1, "duration": 60,
+                                                             "chargingRateUnit": "A"})
+        assert answer["chargingSchedule"]["chargingSchedulePeriod"][0]["limit"] == 10.0
+        await charging16(station, csms_16, 1)
+        await until(lambda: abs(float(station.evse(1)["pilot"]["advertised_a"]) - 10.0) < 0.01, "10 A offered")
 
 
 async def test_composite_schedule_and_clearing(station: OcppStation, csms_16: Csms) -> None:

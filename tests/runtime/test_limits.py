@@ -9,6 +9,7 @@ from collections.abc import Callable
 
 import pytest
 
+from controller.port.charger import Supply, UnknownEvse
 from controller.runtime.build import Built
 
 
@@ -66,3 +67,15 @@ async def test_a_station_limit_is_shared_and_the_later_session_waits_when_6_a_ea
 async def test_a_bad_profile_limit_is_refused_naming_it(built: Built, bad: object) -> None:
     with pytest.raises(ValueError, match="charging-profile limit"):
         await built.runtime.set_profile_limit(1, bad)  # type: ignore[arg-type]
+
+
+async def test_the_supply_is_the_configured_one_and_the_station_adds_up(built: Built) -> None:
+    """What turns a CSMS's watts into amperes: each EVSE's ``[evses.pilot]`` voltage, phases and maximum; the
+    station's is the site maximum, else the EVSEs' maxima added up."""
+    runtime = built.runtime
+    assert runtime.supply(1) == Supply(230.0, 3, 16.0)  # sim_default.toml's pilot on EVSE 1
+    assert runtime.supply(None) == Supply(230.0, 3, 32.0)  # no [site] max_current_a: 16 A + 16 A
+    runtime._ctx.site_max_a = 20.0
+    assert runtime.supply(None).max_current_a == 20.0
+    with pytest.raises(UnknownEvse):
+        runtime.supply(9)

@@ -16,7 +16,9 @@ Pure (no clock, no loop): every question takes the moment ``at`` (station time).
   (ChargingStationMaxProfile, 1.6 ChargePointMaxProfile); what an EVSE may draw is the least of the two
   (the runtime shares the station's limit between EVSEs).
 - limits are amperes per phase: a W limit is divided by the supply voltage and the period's numberPhases
-  (default 3); a composite asked in W multiplies back. minChargingRate does not lower or raise the limit (it is
+  (default: the EVSE's configured phases, OCPP's 3 on a three-phase EVSE; at most those), from
+  ``[evses.pilot]`` voltage_v and phases; a composite asked in W multiplies back. Phases are not switched: a
+  period asking for fewer phases than a three-phase car uses limits each phase as if it drew on those only. minChargingRate does not lower or raise the limit (it is
   a hint for a local optimizer, K01 / 1.6 ChargingSchedule): it is kept and reported only.
 """
 
@@ -202,8 +204,9 @@ class Composite:
 
 
 def _amps(period: Period, unit: RateUnit, supply: Electrical) -> Limit:
-    """A period's limit as amperes per phase (W through the supply voltage and the period's phases)."""
-    phases = period.phases or DEFAULT_PHASES
+    """A period's limit as amperes per phase (W through the supply voltage and the period's phases: by default the
+    phases the EVSE has, and never more, since a car cannot draw on a phase that is not wired)."""
+    phases = min(period.phases or supply.phases, supply.phases)
     if unit is RateUnit.A:
         return Limit(period.limit, phases)
     return Limit(period.limit / (supply.voltage_v * phases), phases)

@@ -47,14 +47,14 @@ class SmartCharging:
                  same_level_replaces: bool = False, on_count: Callable[[int], None] | None = None) -> None:
         """Act on ``charger``; profiles live in ``db_path`` (ocpp.db); ``tracker`` knows the open transactions.
 
-        ``electrical(evse_id)`` gives each EVSE's supply (0: the station; default 230 V, 3 phases) for W <-> A;
+        ``electrical(evse_id)`` gives each EVSE's supply (0: the station; default: the configured one) for W <-> A;
         ``limits`` what the station accepts; ``same_level_replaces``: a profile replaces another of the same EVSE,
         purpose and stack level (1.6) instead of being refused (2.0.1); ``on_count(n)`` hears the number installed.
         """
         self.charger = charger
         self.clock = clock
         self.tracker = tracker
-        self.electrical = electrical or _default_supply
+        self.electrical = electrical or configured_supply(charger)
         self.limits = limits or Limits()
         self.same_level_replaces = same_level_replaces
         self._on_count = on_count
@@ -258,9 +258,17 @@ class SmartCharging:
         task.add_done_callback(self._tasks.discard)
 
 
-def _default_supply(_evse_id: int) -> Electrical:
-    """230 V, 3 phases, until the configured supply is given."""
-    return Electrical()
+def configured_supply(charger: Charger) -> Callable[[int], Electrical]:
+    """Each EVSE's supply (0: the station) as the charger's configuration gives it (``[evses.pilot]`` voltage_v,
+    phases, max_current_a; ``[site] max_current_a``): what W <-> A conversions and an unlimited period use."""
+
+    def electrical(evse_id: int) -> Electrical:
+        supply = charger.supply(evse_id or None)
+        default = Electrical()
+        return Electrical(supply.voltage_v, supply.phases,
+                          default.max_current_a if supply.max_current_a is None else supply.max_current_a)
+
+    return electrical
 
 
 def _amps(limit: Limit | None) -> float | None:

@@ -55,7 +55,7 @@ class SmartCharging16:
     def __init__(self, station: Station16, db_path: Path,
                  electrical: Callable[[int], Electrical] | None = None) -> None:
         """Act for ``station``; profiles live in ``db_path`` (ocpp.db); ``electrical(evse_id)`` is each EVSE's supply
-        for W <-> A (0: the station; default 230 V, 3 phases)."""
+        for W <-> A (0: the station; default: the configured one)."""
         self._station = station
         self.variables = station.variables
         self.core = SmartCharging(station.charger, db_path, station.clock, station.transactions.tracker,

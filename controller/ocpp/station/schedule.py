@@ -18,8 +18,9 @@ Pure (no clock, no loop): every question takes the moment ``at`` (station time).
 - limits are amperes per phase: a W limit is divided by the supply voltage and the period's numberPhases
   (default: the EVSE's configured phases, OCPP's 3 on a three-phase EVSE; at most those), from
   ``[evses.pilot]`` voltage_v and phases; a composite asked in W multiplies back. Phases are not switched: a
-  period asking for fewer phases than a three-phase car uses limits each phase as if it drew on those only. minChargingRate does not lower or raise the limit (it is
-  a hint for a local optimizer, K01 / 1.6 ChargingSchedule): it is kept and reported only.
+  period asking for fewer phases than a three-phase car uses limits each phase as if it drew on those only.
+  minChargingRate does not lower or raise the limit (it is a hint for a local optimizer, K01 / 1.6
+  ChargingSchedule): it is kept and reported only.
 """
 
 from __future__ import annotations

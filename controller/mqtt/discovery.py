@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
-from controller.mqtt.state import CHARGE_STATUSES, CONNECTOR_STATES, LOCK_STATES, PHASES
+from controller.mqtt.state import CHARGE_STATUSES, CONNECTOR_STATES, LOCK_STATES, PHASES, PILOT_STATES
 from controller.mqtt.topics import OFFLINE, ONLINE, EvseCommand, Topics
 from controller.port.charger import MAX_CURRENT_LIMIT_A
 
@@ -60,6 +60,9 @@ ENTITIES: tuple[Entity, ...] = (
              f"current/{p}") for p in PHASES),
     Entity("sensor", "lock", "Cable lock", _enum(LOCK_STATES, icon="mdi:lock", **DIAGNOSTIC), "lock"),
     Entity("sensor", "charge_status", "Charge status", _enum(CHARGE_STATUSES, **DIAGNOSTIC), "charge_status"),
+    Entity("sensor", "pilot_state", "Control pilot state", _enum(PILOT_STATES, icon="mdi:car-electric", **DIAGNOSTIC),
+           "pilot_state"),
+    Entity("sensor", "limit", "Current limit in effect", _measure("current", "A", "measurement", 1), "limit"),
     Entity("sensor", "faults", "Faults",
            {"value_template": "{{ value_json | join(', ') if value_json else 'none' }}", "icon": "mdi:alert",
             **DIAGNOSTIC}, "faults"),
@@ -74,7 +77,7 @@ ENTITIES: tuple[Entity, ...] = (
     # a pause within the session (an energy manager's enable): off opens the contactor, session and lock stay
     Entity("switch", "charging_allowed", "Charging allowed", _flag(icon="mdi:play-pause"), "charging_allowed"),
     Entity("button", "reset", "Reset faults", {"payload_press": PRESS, "entity_category": "config"}),
-    Entity("number", "current_limit", "Current limit (0 A pauses; others recorded only)",
+    Entity("number", "current_limit", "Current limit (0 A pauses)",
            {"device_class": "current", "unit_of_measurement": "A", "min": 0, "max": MAX_CURRENT_LIMIT_A,
             "step": 1, "mode": "box", "entity_category": "config"}, "current_limit"),
 )

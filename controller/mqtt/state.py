@@ -22,6 +22,7 @@ CONNECTOR_STATES = ("Available", "Reserved", "Occupied", "Faulted", "Unavailable
                     "UnavailableFaulted")
 LOCK_STATES = ("locked", "unlocked", "moving", "fault")
 CHARGE_STATUSES = ("A", "B", "C")
+PILOT_STATES = ("A", "B", "C", "D", "E", "F")  # IEC 61851-1's CP states, as the status document's pilot.state
 
 
 def flag(value: object) -> str:
@@ -52,6 +53,13 @@ def charge_status(entry: Mapping[str, Any]) -> str:
     return "C" if entry.get("charging") else "B"
 
 
+def pilot_state(entry: Mapping[str, Any]) -> str:
+    """The control pilot's state A..F (``None`` without a pilot, or before its first confirmed reading)."""
+    pilot = entry.get("pilot")
+    state = pilot.get("state") if isinstance(pilot, Mapping) else None
+    return str(state) if state in PILOT_STATES else NONE
+
+
 def state_payloads(topics: Topics, entry: Mapping[str, Any]) -> dict[str, str]:
     """The retained state topics of one EVSE (all but the meter readings, which its JSON holds too) and payloads."""
     evse_id = int(entry["id"])
@@ -68,6 +76,8 @@ def state_payloads(topics: Topics, entry: Mapping[str, Any]) -> dict[str, str]:
         "faults": json.dumps(faults),
         "faulted": flag(bool(faults)),
         "current_limit": number(entry.get("current_limit_a"), 1),
+        "limit": number(entry.get("limit_a"), 1),
+        "pilot_state": pilot_state(entry),
         "charge_status": charge_status(entry),
         "json": json.dumps(dict(entry), separators=(",", ":"), sort_keys=True),  # the whole entry, for Node-RED
     }

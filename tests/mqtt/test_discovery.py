@@ -15,6 +15,7 @@ EXPECTED = {
     ("sensor", "state", "enum"), ("sensor", "power", "power"), ("sensor", "energy", "energy"),
     ("sensor", "current_l1", "current"), ("sensor", "current_l2", "current"), ("sensor", "current_l3", "current"),
     ("sensor", "lock", "enum"), ("sensor", "charge_status", "enum"), ("sensor", "faults", None),
+    ("sensor", "pilot_state", "enum"), ("sensor", "limit", "current"),
     ("binary_sensor", "plugged", "plug"), ("binary_sensor", "charging", "battery_charging"),
     ("binary_sensor", "reserved", None), ("binary_sensor", "faulted", "problem"),
     ("binary_sensor", "contactor", "power"), ("switch", "enabled", None), ("switch", "charging_allowed", None),

@@ -151,6 +151,11 @@ async def test_evcc_pauses_and_resumes_a_session_without_a_new_token(tmp_path: P
         await evcc.value(CONTACTOR, "closed")
         await evcc.value(POWER, lambda p: parse_float(p) > 1000.0)
         assert runtime.evse_status(1)["charging_allowed"] is True
+        # evcc modulates: the control pilot offers its maxcurrent (6 A) and the car draws that, then 10 A
+        await evcc.value(CURRENTS[0], lambda p: abs(parse_float(p) - 6.0) < 0.5)
+        await evcc.publish(MAXCURRENT, evcc_payload("", "maxcurrent", 10))
+        await evcc.value(CURRENTS[0], lambda p: abs(parse_float(p) - 10.0) < 0.5)
+        assert runtime.evse_status(1)["pilot"]["advertised_a"] == 10.0
 
         # stopped at the car (the same token: the session it started is still the one running), the cable
         # released, the car leaves: B, then A
@@ -161,7 +166,7 @@ async def test_evcc_pauses_and_resumes_a_session_without_a_new_token(tmp_path: P
         assert charge_status(await evcc.value(STATUS, "A")) == "A"
         # evcc's setters were answered (and never refused) on the result topic
         results = [m.payload for m in evcc.messages if m.topic == f"{EVSE}/result"]
-        assert len(results) == 4 and not any('"error"' in r for r in results), results
+        assert len(results) == 5 and not any('"error"' in r for r in results), results
         assert '{"command":"charging_allowed","evse_id":1,"charging_allowed":false}' in results
 
 

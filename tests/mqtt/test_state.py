@@ -24,7 +24,7 @@ async def test_state_topics_follow_plug_charge_and_stop(tmp_path: Path, broker: 
                           ("charge_status", "A"), ("lock", "unlocked"), ("contactor", "open"), ("enabled", "true"),
                           ("charging_allowed", "true"),
                           ("reserved", "false"), ("faults", "[]"), ("faulted", "false"), ("current_limit", "None"),
-                          ("power", "0.0"), ("current/l1", "0.0")]:
+                          ("limit", "16.0"), ("pilot_state", "A"), ("power", "0.0"), ("current/l1", "0.0")]:
             await watcher.value(evse_topic(1, key), idle)
         async with Watcher(broker.port, f"{PREFIX}/evse/1/#") as late:  # retained: a late subscriber has them all
             topics = set(watcher.retained(f"{PREFIX}/evse/1/"))
@@ -34,6 +34,7 @@ async def test_state_topics_follow_plug_charge_and_stop(tmp_path: Path, broker: 
         await runtime.sim.plug(1)  # type: ignore[union-attr]
         await watcher.value(evse_topic(1, "plugged"), "true")
         await watcher.value(evse_topic(1, "charge_status"), "B")
+        await watcher.value(evse_topic(1, "pilot_state"), "B")  # the car is connected, S2 open
         await watcher.value(evse_topic(1, "state"), runtime.evse_status(1)["state"])  # as the status document says
 
         assert (await runtime.present_token(1, "WALK-IN-1")).may_charge
@@ -44,6 +45,13 @@ async def test_state_topics_follow_plug_charge_and_stop(tmp_path: Path, broker: 
         await watcher.value(evse_topic(1, "state"), "Occupied")
         await watcher.value(evse_topic(1, "power"), _number(1000.0))  # type: ignore[arg-type]
         await watcher.value(evse_topic(1, "current/l1"), _number(10.0))  # type: ignore[arg-type]
+        await watcher.value(evse_topic(1, "pilot_state"), "C")
+        # a limit the control pilot offers the car: the limit in effect and the car's current follow
+        await runtime.set_current_limit(1, 8)
+        await watcher.value(evse_topic(1, "limit"), "8.0")
+        await watcher.value(evse_topic(1, "current/l1"), lambda p: p != "None" and abs(float(p) - 8.0) < 0.5)
+        await runtime.set_current_limit(1, None)
+        await watcher.value(evse_topic(1, "limit"), "16.0")
         first = float(await watcher.value(evse_topic(1, "energy"), _number(0.0)))  # type: ignore[arg-type]
         await watcher.value(evse_topic(1, "energy"), _number(first))  # type: ignore[arg-type]  # it keeps counting
         entry = json.loads(await watcher.value(evse_topic(1, "json"), lambda p: json.loads(p)["charging"]))

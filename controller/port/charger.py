@@ -80,6 +80,11 @@ class TokenAuthority(Protocol):
 
     async def authorize(self, evse_id: int, id_token: str) -> Authorization: ...
 
+    def session_stopped(self, evse_id: int, id_token: str) -> None:
+        """``id_token`` stopped the EVSE's session (its own token, or one of its group): the front names it as the
+        token that ended the transaction (1.6 StopTransaction idTag, 2.0.1 the Ended event's idToken)."""
+        ...
+
 
 class ReservationUse(StrEnum):
     """When a token's reservation is used up (ends UsedToStartCharging), as the token authority's protocol says."""

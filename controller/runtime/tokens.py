@@ -54,6 +54,8 @@ class TokenAuthorizer:
         now = self._ctx.mono()
         if outcome.verdict is TokenVerdict.STOPPED:
             e.session.request_stop(now)
+            if authority is not None:
+                self._stopped(authority, evse_id, id_token)
         elif outcome.may_charge:
             e.session.authorize(id_token, now, reservation_used=outcome.verdict is TokenVerdict.RESERVATION_USED,
                                 group_token=group)
@@ -83,6 +85,14 @@ class TokenAuthorizer:
         groupIdToken), so that token is worth asking the authority about."""
         view = e.session.view
         return view.phase in (Phase.LOCKING, Phase.CHARGING) and view.group_token is not None
+
+    @staticmethod
+    def _stopped(authority: TokenAuthority, evse_id: int, id_token: str) -> None:
+        """Tell the authority which token stopped the session; its failure is logged, the stop goes on."""
+        try:
+            authority.session_stopped(evse_id, id_token)
+        except Exception:
+            log.exception("EVSE %d: token authority failed to note the stop by %s", evse_id, redact_token(id_token))
 
     @staticmethod
     async def _authorize(authority: TokenAuthority, evse_id: int, id_token: str) -> Authorization:

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from .csms import Csms
-from .station_harness import OcppStation, booted16, ocpp_config, ocpp_time, status16, until
+from .station_harness import OcppStation, booted16, charging16, ocpp_config, ocpp_time, status16, until
 
 
 @pytest.fixture
@@ -94,6 +94,18 @@ async def test_a_token_of_another_group_offline_never_uses_a_reservation(station
     assert [r.reservation_id for r in station.runtime.reservations()] == [3]
     used = await station.runtime.present_token(1, "MEMBER")
     assert used.verdict.value == "reservation_used" and used.reservation_id == 3
+
+
+async def test_a_token_of_the_group_stops_the_transaction_and_stop_transaction_names_it(
+        station: OcppStation, csms_16: Csms) -> None:
+    csms_16.authorize_answers = {"FLEET-1": {"status": "Accepted", "parentIdTag": "FLEET"},
+                                 "FLEET-2": {"status": "Accepted", "parentIdTag": "FLEET"},
+                                 "OTHER": {"status": "Accepted", "parentIdTag": "ELSEWHERE"}}
+    await charging16(station, csms_16, 1, "FLEET-1")
+    assert (await station.runtime.present_token(1, "OTHER")).verdict.value != "stopped"  # another group
+    assert (await station.runtime.present_token(1, "FLEET-2")).verdict.value == "stopped"
+    stop = await csms_16.expect("StopTransaction", timeout=20)
+    assert (stop["reason"], stop["idTag"]) == ("Local", "FLEET-2")
 
 
 async def test_the_local_list_full_and_differential(station: OcppStation, csms_16: Csms) -> None:

@@ -52,6 +52,28 @@ async def _charge(station: OcppStation, csms: Csms, evse_id: int, name: str) -> 
                              timeout=20)
 
 
+async def test_a_token_of_the_group_stops_the_transaction_and_the_ended_event_names_it(
+        station: OcppStation, csms_201: Csms) -> None:
+    csms_201.authorize_answers = {"FLEET-1": {"status": "Accepted", "groupIdToken": "FLEET"},
+                                  "FLEET-2": {"status": "Accepted", "groupIdToken": "FLEET"}}
+    started = await _charge(station, csms_201, 1, "FLEET-1")
+    assert started["idToken"]["idToken"] == "FLEET-1"
+    await until(lambda: station.evse(1)["contactor"] == "closed", "charging", timeout=20)
+    assert (await station.runtime.present_token(1, "FLEET-2")).verdict.value == "stopped"
+    ended = await csms_201.expect("TransactionEvent", lambda p: p["eventType"] == "Ended", timeout=20)
+    assert (ended["triggerReason"], ended["transactionInfo"]["stoppedReason"]) == ("StopAuthorized", "Local")
+    assert ended["idToken"]["idToken"] == "FLEET-2", "the token that ended the authorization, not the starter's"
+
+
+async def test_a_transaction_stopped_remotely_names_no_token(station: OcppStation, csms_201: Csms) -> None:
+    started = await _charge(station, csms_201, 1, "ALICE")
+    await until(lambda: station.evse(1)["contactor"] == "closed", "charging", timeout=20)
+    tx_id = started["transactionInfo"]["transactionId"]
+    assert (await csms_201.call("RequestStopTransaction", {"transactionId": tx_id}))["status"] == "Accepted"
+    ended = await csms_201.expect("TransactionEvent", lambda p: p["eventType"] == "Ended", timeout=20)
+    assert ended["triggerReason"] == "RemoteStop" and "idToken" not in ended
+
+
 async def test_events_of_a_transaction_are_numbered_from_zero_and_follow_the_charging_state(
         station: OcppStation, csms_201: Csms) -> None:
     started = await _charge(station, csms_201, 1, "ALICE")
@@ -68,6 +90,7 @@ async def test_events_of_a_transaction_are_numbered_from_zero_and_follow_the_cha
     ended = await csms_201.expect("TransactionEvent", lambda p: p["eventType"] == "Ended", timeout=20)
     assert ended["transactionInfo"]["stoppedReason"] == "Local"
     assert ended["triggerReason"] == "StopAuthorized"
+    assert ended["idToken"] == started["idToken"]  # the driver ended the authorization: the same token
     assert sampled(ended) and sampled(ended)[0]["context"] == "Transaction.End"
     await until(lambda: station.evse(1)["phase"] in ("unlocking", "idle"), "the power path let go", timeout=20)
     final_wh = 1000 * float(station.evse(1)["energy_kwh"])  # the register once the contactor is open

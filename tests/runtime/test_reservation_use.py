@@ -21,6 +21,9 @@ class Authority:
     def __init__(self, answers: dict[str, Authorization]) -> None:
         self.answers = answers
 
+    def session_stopped(self, evse_id: int, id_token: str) -> None:
+        """Nothing to note here."""
+
     async def authorize(self, evse_id: int, id_token: str) -> Authorization:
         """The table's answer."""
         return self.answers.get(id_token, Authorization(False, reason="Invalid"))

@@ -25,6 +25,9 @@ class Authority:
         self.gate: asyncio.Event | None = None
         self.fail = False
 
+    def session_stopped(self, evse_id: int, id_token: str) -> None:
+        """Nothing to note here."""
+
     async def authorize(self, evse_id: int, id_token: str) -> Authorization:
         """The table's answer (unknown tokens refused), after ``gate`` opens when one is set."""
         self.asked.append((evse_id, id_token))

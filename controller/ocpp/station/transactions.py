@@ -138,6 +138,7 @@ class Transaction:
     ev_connected: bool = False  # the cable was plugged in during the transaction
     token_sent: bool = False  # authorized: the idToken went out in an event already (it is sent once, E03.FR.01)
     power_path_closed: bool = False  # the contactor closed during the transaction
+    stop_token: str | None = None  # the token that stopped it (its own or one of its group), on its end only
 
     def to_dict(self) -> dict[str, Any]:
         """JSON shape for the open-transaction store."""
@@ -179,6 +180,7 @@ class _Pending:
     reservation_id: int | None = None
     remote_start_id: int | None = None
     stop: tuple[Trigger, StopReason] | None = None
+    stopped_by: str | None = None  # the token that stopped the session (with a StopAuthorized stop)
 
 
 @dataclass(slots=True)
@@ -244,6 +246,10 @@ class TransactionTracker:
     def stopping(self, evse_id: int, trigger: Trigger, reason: StopReason) -> None:
         """The session at this EVSE is being stopped for this reason (token again, remote stop, reset)."""
         self._evse(evse_id).pending.stop = (trigger, reason)
+
+    def stopped_by(self, evse_id: int, token: str) -> None:
+        """``token`` stopped the session at this EVSE: the transaction's end names it."""
+        self._evse(evse_id).pending.stopped_by = token
 
     def open(self, evse_id: int) -> Transaction | None:
         """The EVSE's open transaction, if any."""
@@ -328,9 +334,13 @@ class TransactionTracker:
             evse.open = None
             pending.stop = None
             pending.token = pending.group = None
-            ended = replace(tx, charging_state=now.charging_state)
-            events.append(TxEvent(TxEventKind.ENDED, ended, trigger, reason, meter_context="Transaction.End",
-                                  detail=detail))
+            by_token = trigger is Trigger.STOP_AUTHORIZED
+            stop_token = (pending.stopped_by or tx.id_token) if by_token else None
+            pending.stopped_by = None
+            ended = replace(tx, charging_state=now.charging_state, stop_token=stop_token)
+            # the driver ended the authorization: the Ended event carries the token that did (2.0.1 idToken)
+            events.append(TxEvent(TxEventKind.ENDED, ended, trigger, reason, include_token=by_token,
+                                  meter_context="Transaction.End", detail=detail))
             return events
         if now.charging_state is not tx.charging_state:
             tx = replace(tx, charging_state=now.charging_state)

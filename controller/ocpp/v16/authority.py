@@ -61,6 +61,10 @@ class Authority16:
             self._station.transactions.tracker.token_accepted(evse_id, id_token, answer.group_id_token)
         return answer
 
+    def session_stopped(self, evse_id: int, id_token: str) -> None:
+        """The token that stopped the session: StopTransaction's idTag names it."""
+        self._station.transactions.tracker.stopped_by(evse_id, id_token)
+
     async def _authorize(self, evse_id: int, id_token: str) -> Authorization:
         """The local list and cache (LocalPreAuthorize, the offline rules), else an Authorize to the CSMS."""
         if not self.variables.bool_value("AuthCtrlr", "Enabled"):

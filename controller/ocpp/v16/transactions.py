@@ -93,10 +93,12 @@ def start_transaction(tx: Transaction, connector_id: int, *, meter_start: int, t
 def stop_transaction(tx: Transaction, *, meter_stop: int, timestamp: str, reason: str,
                      data: list[dict[str, Any]] | None) -> dict[str, Any]:
     """StopTransaction without its transactionId (resolved by the queue): meterStop (Wh), timestamp, reason, the
-    idTag of a local stop (the session's own token), and transactionData (the end's meter values)."""
+    idTag of a local stop (the token that stopped it: the session's own, or one of its group), and transactionData
+    (the end's meter values)."""
     payload: dict[str, Any] = {"meter_stop": meter_stop, "timestamp": timestamp, "reason": reason}
-    if reason == "Local" and tx.id_token:
-        payload["id_tag"] = id_tag(tx)
+    stopper = tx.stop_token or tx.id_token
+    if reason == "Local" and stopper:
+        payload["id_tag"] = stopper[:ID_TAG_MAX]
     if data:
         payload["transaction_data"] = data
     return payload

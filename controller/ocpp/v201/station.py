@@ -174,6 +174,10 @@ class Station201(StationSession[ChargePoint201, TransactionFlow, StatusTracker])
             self.transactions.tracker.token_accepted(evse_id, id_token, answer.group_id_token)
         return answer
 
+    def session_stopped(self, evse_id: int, id_token: str) -> None:
+        """The token that stopped the session: the Ended event's idToken names it (the driver ended authorization)."""
+        self.transactions.tracker.stopped_by(evse_id, id_token)
+
     async def _authorize(self, evse_id: int, id_token: str) -> Authorization:
         """C01/C10-C15: the local list and cache (LocalPreAuthorize, offline rules), else an Authorize to the CSMS."""
         if not self.variables.bool_value("AuthCtrlr", "Enabled"):

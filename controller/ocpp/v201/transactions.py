@@ -65,8 +65,9 @@ def transaction_event(event: TxEvent, evse: Mapping[str, Any], *, timestamp: str
     }
     if offline:
         payload["offline"] = True
-    if event.include_token and tx.id_token is not None:
-        payload["id_token"] = {"id_token": tx.id_token, "type": TOKEN_TYPE}
+    token = tx.stop_token if event.kind is TxEventKind.ENDED else tx.id_token
+    if event.include_token and token is not None:
+        payload["id_token"] = {"id_token": token, "type": TOKEN_TYPE}
     if event.kind is TxEventKind.STARTED and tx.reservation_id is not None:
         payload["reservation_id"] = tx.reservation_id
     values = meter_value(evse, measurands, event.meter_context, timestamp)

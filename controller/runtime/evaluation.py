@@ -17,7 +17,7 @@ from controller.charging.pilot import car_ready
 from controller.charging.session import Phase
 from controller.runtime.evse import EvseRecord, RuntimeContext
 from controller.runtime.interlock import contactor_closed, current_a, reading_after_opening, track_opening
-from controller.runtime.limits import offered_limits
+from controller.runtime.limits import offered_limits, own_limit, site_limit
 from controller.runtime.outputs import OutputDriver
 from controller.runtime.status import StatusReporter
 from controller.runtime.timers import Timers
@@ -136,7 +136,11 @@ class Evaluator:
         self._status.publish_state(e)
 
     def _limits(self, e: EvseRecord) -> float | None:
-        """Every EVSE's limit now; ``e``'s is returned, the others whose limit changed are evaluated soon."""
+        """``e``'s limit now. Without a shared site limit it is its own (O(1)); with one every EVSE's share is
+        computed and the others whose limit changed are evaluated soon."""
+        if site_limit(self._ctx) is None:
+            e.limit_a = own_limit(e)
+            return e.limit_a
         limits = offered_limits(self._ctx)
         for other in self._ctx.evses.values():
             if other is not e and other.limit_a != limits[other.evse_id] and self._request is not None:

@@ -20,10 +20,15 @@ def own_limit(e: EvseRecord) -> float | None:
     return usable(least((e.max_current_a, e.cable_a, e.current_limit_a, e.profile_limit_a)))
 
 
+def site_limit(ctx: RuntimeContext) -> float | None:
+    """The limit the EVSEs share (the least of ``[site] max_current_a`` and the station's profile), None: none."""
+    return least((ctx.site_max_a, ctx.station_profile_limit_a))
+
+
 def offered_limits(ctx: RuntimeContext) -> dict[int, float | None]:
     """Every EVSE's limit now (None: no limit applies); 0 means offer nothing (a pause)."""
     own = {evse_id: own_limit(e) for evse_id, e in ctx.evses.items()}
-    site = least((ctx.site_max_a, ctx.station_profile_limit_a))
+    site = site_limit(ctx)
     if site is None:
         return own
     wanting = sorted((e for e in ctx.evses.values() if e.session.view.phase in _WANTING),

@@ -28,7 +28,14 @@ class PlantFault(StrEnum):
     METER_SILENT = "meter_silent"  # the meter stops answering
     METER_LATE = "meter_late"  # the meter answers later than the DUT waits
     METER_CRC = "meter_crc"  # the meter's answers arrive with a broken CRC
+    DIODE_SHORT = "diode_short"  # control pilot: the car's diode is shorted (the low phase is not at -12 V)
+    CP_SHORT = "cp_short"  # control pilot: CP shorted to PE (state E)
+    OVERCURRENT_EV = "overcurrent_ev"  # control pilot: the car draws more than the PWM offers
     CLEAR = "clear"  # the plant is healthy again (a latched weld on the DUT stays: that needs an operator)
+
+
+PILOT_FAULTS = frozenset({PlantFault.DIODE_SHORT, PlantFault.CP_SHORT, PlantFault.OVERCURRENT_EV})
+"""Faults the car plays on a control pilot (a bench whose EVSE has CP wiring)."""
 
 
 class BenchDriver(Protocol):
@@ -36,7 +43,9 @@ class BenchDriver(Protocol):
 
     Line traces are keyed ``evse{N}.{role}`` (roles from hil.profile), the plant's meter current
     ``evse{N}.meter_current``; values are 0/1 for logic lines ("on" = 1, whatever the wire's
-    polarity), the PWM duty for a dimmed status LED, amperes for the current.
+    polarity), the PWM duty for a dimmed status LED, amperes for the current. An EVSE with a control
+    pilot also has ``evse{N}.pilot_duty`` (the DUT's PWM duty, %) and ``evse{N}.pilot_state`` (the state
+    the car presents on CP, as hil.profile.CP_RANK), and its meter current is what the car draws.
     """
 
     profile: BenchProfile
@@ -78,6 +87,12 @@ class BenchDriver(Protocol):
 
     def set_demand(self, evse_id: int, current_a: float) -> None:
         """The current the EV draws while the contacts are closed."""
+        ...
+
+    def set_car(self, evse_id: int, *, wants_charge: bool | None = None, full: bool | None = None,
+                max_current_a: float | None = None) -> None:
+        """The car on the EVSE's control pilot: it asks for energy or stops asking, its battery is full or takes
+        energy again, the most it draws (None: unchanged). ValueError where the EVSE has no pilot."""
         ...
 
     def plant_meter(self, evse_id: int) -> SimulatedMeter | None:

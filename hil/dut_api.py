@@ -92,6 +92,11 @@ class DutApi:
         doc: dict[str, Any] = await self.request("POST", f"/evses/{evse_id}/token", {"id_token": id_token})
         return doc
 
+    async def set_limit(self, evse_id: int, amps: float | None) -> dict[str, Any]:
+        """POST /evses/{id}/limit: the EVSE's local current limit (0 pauses, None removes it); the DUT's answer."""
+        doc: dict[str, Any] = await self.request("POST", f"/evses/{evse_id}/limit", {"amps": amps})
+        return doc
+
     async def status(self) -> dict[str, Any]:
         """GET /status."""
         doc: dict[str, Any] = await self.request("GET", "/status")

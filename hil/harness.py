@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from controller.core.parsing import format_rfc3339
@@ -18,6 +18,7 @@ from hil.bench import BenchDriver, PlantFault
 from hil.checks import CheckRecorder, Progress
 from hil.dut_api import EventFollower
 from hil.line_views import EvseView
+from hil.meter_reads import MeterReads
 from hil.profile import DutTiming
 from hil.timeline import CheckRecord, Timeline
 
@@ -36,6 +37,7 @@ class Bench(CheckRecorder):
         self.profile = driver.profile
         self.events: list[tuple[float, dict[str, Any]]] = []
         self.steps: list[tuple[float, str]] = []
+        self.notes: list[tuple[float, str]] = []
         self._follower: EventFollower | None = None
 
     # ------------------------------------------------------------ lifecycle (the runner calls these)
@@ -72,6 +74,16 @@ class Bench(CheckRecorder):
         t = self.now()
         self.steps.append((t, text))
         self.progress.step(t, text)
+
+    def note(self, text: str) -> None:
+        """Keep a finding for the report (e.g. a measured time), next to the steps and checks."""
+        t = self.now()
+        self.notes.append((t, text))
+        self.progress.note(t, text)
+
+    def require(self, text: str, ok: bool, detail: str = "") -> None:
+        """A check the scenario decides itself, now (``detail``: why it failed)."""
+        self._answer(text, ok, self.now(), detail)
 
     async def wait(self, seconds: float) -> None:
         """Let time pass (the lines keep being recorded)."""
@@ -209,3 +221,92 @@ class Bench(CheckRecorder):
         t = self._action(f"EV demand {current_a:g} A @{evse_id}", "action", evse_id)
         self.driver.set_demand(evse_id, current_a)
         return t
+
+    # ------------------------------------------------------------ the control pilot
+
+    def car(self, evse_id: int, *, wants_charge: bool | None = None, full: bool | None = None,
+            max_current_a: float | None = None) -> float:
+        """The car on the EVSE's control pilot: asks for energy or stops asking, its battery is full or takes energy
+        again, the most it draws."""
+        said = []
+        if wants_charge is not None:
+            said.append("asks for energy" if wants_charge else "stops asking for energy")
+        if full is not None:
+            said.append("battery full" if full else "battery takes energy again")
+        if max_current_a is not None:
+            said.append(f"draws at most {max_current_a:g} A")
+        t = self._action(f"car {', '.join(said)} @{evse_id}", "action", evse_id)
+        self.driver.set_car(evse_id, wants_charge=wants_charge, full=full, max_current_a=max_current_a)
+        return t
+
+    def watch_meter(self, evse_id: int) -> MeterReads:
+        """Start noting when the DUT reads the EVSE's meter (``stop()`` it); LookupError without a plant meter."""
+        meter = self.driver.plant_meter(evse_id)
+        if meter is None:
+            raise LookupError(f"the bench plays no meter for EVSE {evse_id}")
+        return MeterReads(meter, self.timeline)
+
+    async def set_limit(self, evse_id: int, amps: float | None) -> float:
+        """The EVSE's local current limit through the DUT's API (0 pauses charging, None removes it); checks that the
+        DUT took it."""
+        shown = "none" if amps is None else f"{amps:g} A"
+        t = self.now()
+        doc = await self.driver.api.set_limit(evse_id, amps)
+        self.last_action = t
+        self.timeline.mark(f"limit {shown} @{evse_id}", "action", evse_id, t=t)
+        self._answer(f"limit {shown} at EVSE {evse_id} taken", doc.get("current_limit_a") == amps, t,
+                     f"the DUT answered {doc}")
+        return t
+
+    async def dut_evse(self, evse_id: int) -> dict[str, Any]:
+        """The DUT's /status entry of one EVSE now."""
+        for entry in (await self.driver.api.status())["evses"]:
+            if entry.get("id") == evse_id:
+                return dict(entry)
+        raise LookupError(f"the DUT's /status has no EVSE {evse_id}")
+
+    def _evse_states(self, evse_id: int) -> list[tuple[float, dict[str, Any]]]:
+        """The DUT's ``evse_state`` events of one EVSE so far, with their arrival times."""
+        return [(t, doc) for t, doc in self.events if doc.get("type") == "evse_state" and doc.get("id") == evse_id]
+
+    async def dut_reports(self, evse_id: int, what: str, test: Callable[[dict[str, Any]], bool], *, within: float,
+                          after: float | None = None) -> float:
+        """The DUT reports the EVSE as ``test`` wants (its ``evse_state`` events, which carry the /status entry) no
+        later than ``within`` after ``after`` (default: the last action); the state in effect then counts."""
+        since = self.last_action if after is None else after
+
+        def found() -> float | None:
+            states = self._evse_states(evse_id)
+            before = [(t, doc) for t, doc in states if t <= since]
+            if before and test(before[-1][1]):
+                return since
+            for t, doc in states:
+                if since < t <= since + within and test(doc):
+                    return t
+            return None
+
+        def why_not() -> str:
+            states = [doc for t, doc in self._evse_states(evse_id) if t <= since + within]
+            if not states:
+                return "no state reported"
+            last = states[-1]
+            return f"it reported {last.get('state')}, faults {last.get('faults')}, pilot {last.get('pilot')}"
+
+        return await self._check_within(f"DUT reports EVSE {evse_id} {what}", (), since, within, found, why_not)
+
+    async def dut_keeps(self, evse_id: int, what: str, test: Callable[[dict[str, Any]], bool], *, for_s: float,
+                        after: float | None = None) -> None:
+        """The DUT keeps reporting the EVSE as ``test`` wants for ``for_s`` seconds from ``after`` (default: now)."""
+        since = self.now() if after is None else after
+        until = since + for_s
+        await self._settle(until)
+        states = self._evse_states(evse_id)
+        before = [doc for t, doc in states if t <= since]
+        bad = [(since, before[-1] if before else {})] if not (before and test(before[-1])) else []
+        bad += [(t, doc) for t, doc in states if since < t <= until and not test(doc)]
+        detail = ""
+        if bad:
+            t, doc = bad[0]
+            detail = f"at t={t:.3f} s it reported {doc.get('state')}, faults {doc.get('faults')}"
+        self._record(CheckRecord(f"DUT keeps EVSE {evse_id} {what} for {for_s:.2f} s", not bad, since, until, (),
+                                 None, detail))

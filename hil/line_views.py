@@ -10,6 +10,7 @@ import math
 from collections.abc import Iterable
 
 from hil.checks import CheckFailed, CheckRecorder
+from hil.pilot_views import CURRENT_TOL_A, CpView, CurrentView, DutyView
 from hil.profile import ROLE_LABELS
 from hil.timeline import CheckRecord, Trace
 
@@ -238,3 +239,7 @@ class EvseView:
         self.aux = LineView(bench, evse_id, "contactor_aux")
         self.lock_switch = LineView(bench, evse_id, "lock_feedback")
         self.current = LineView(bench, evse_id, "meter_current")
+        # the control pilot (hil.pilot_views): the DUT's PWM, the car's state on CP, what the car draws
+        self.duty = DutyView(bench, evse_id, "pilot_duty", bench.tol.duty_pct)
+        self.cp = CpView(bench, evse_id, "pilot_state", 0.0)
+        self.amps = CurrentView(bench, evse_id, "meter_current", CURRENT_TOL_A)

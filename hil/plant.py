@@ -4,8 +4,10 @@ Per EVSE: the EV's plug (an output into the DUT's plug input), the contactor's a
 output that follows the DUT's coil line after ``contactor_delay_s``, and can weld), the lock's
 "locked" switch (an output that follows the DUT's lock motor lines after ``lock_travel_s``, and
 can jam), and a simulated meter whose current follows the load (plugged in and contacts
-closed). The DUT's LED lines are watched only. Every line change is reported to ``on_change``
-with its monotonic time; gpiozero callbacks (lgpio's thread) are handed into the loop first.
+closed). The DUT's LED lines are watched only. With a control pilot the car is played on CP
+(hil.harness_car), stepped every ``CAR_TICK_S`` by the plant's tick; the meter then sees what the car
+draws. Every line change is reported to ``on_change`` with its monotonic time; gpiozero callbacks
+(lgpio's thread) are handed into the loop first.
 
 Runs on any gpiozero pin factory: lgpio on the harness Pi, MockFactory in the tests.
 """
@@ -18,10 +20,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from gpiozero import DigitalInputDevice, DigitalOutputDevice
-
 from drivers.sim.meter_server import SimulatedMeter
-from hil.profile import BenchProfile, EvseBench, LineSpec
+from hil.harness_car import CAR_TICK_S, HarnessCar
+from hil.harness_pins import DrivenLine, WatchedLine
+from hil.profile import BenchProfile, EvseBench
 
 log = logging.getLogger(__name__)
 
@@ -29,59 +31,12 @@ LineChange = Callable[[int, str, float, float], None]
 """on_change(evse_id, role, monotonic_s, value): a line took ``value`` (1.0 on, 0.0 off)."""
 
 
-class _Watched:
-    """A DUT output read by a harness input pin; reports changes in the loop."""
-
-    def __init__(self, spec: LineSpec, factory: Any, loop: asyncio.AbstractEventLoop,
-                 changed: Callable[[float, float], None]) -> None:
-        self.spec = spec
-        self._loop = loop
-        self._changed = changed
-        self.device = DigitalInputDevice(spec.harness, pull_up=None, active_state=spec.active_high,
-                                         pin_factory=factory)
-        self.device.when_activated = self._edge
-        self.device.when_deactivated = self._edge
-
-    @property
-    def on(self) -> bool:
-        return bool(self.device.is_active)
-
-    def _edge(self) -> None:  # gpiozero's thread (lgpio) or the caller's (mock): hand over with the time
-        self._loop.call_soon_threadsafe(self._changed, time.monotonic(), 1.0 if self.on else 0.0)
-
-    def close(self) -> None:
-        self.device.when_activated = None
-        self.device.when_deactivated = None
-        self.device.close()
-
-
-class _Driven:
-    """A DUT input driven by a harness output pin; reports what it drives."""
-
-    def __init__(self, spec: LineSpec, factory: Any, changed: Callable[[float, float], None]) -> None:
-        self.spec = spec
-        self._changed = changed
-        self.device = DigitalOutputDevice(spec.harness, active_high=spec.active_high, initial_value=False,
-                                          pin_factory=factory)
-
-    @property
-    def on(self) -> bool:
-        return bool(self.device.value)
-
-    def set(self, on: bool) -> None:
-        if on != self.on:
-            self.device.value = on
-            self._changed(time.monotonic(), 1.0 if on else 0.0)
-
-    def close(self) -> None:
-        self.device.close()
-
-
 class HarnessEvse:
     """The plant of one EVSE on harness pins."""
 
     def __init__(self, bench: EvseBench, factory: Any, loop: asyncio.AbstractEventLoop, on_change: LineChange,
-                 *, contactor_delay_s: float, lock_travel_s: float, meter: SimulatedMeter | None) -> None:
+                 *, contactor_delay_s: float, lock_travel_s: float, meter: SimulatedMeter | None,
+                 car_max_current_a: float = 32.0) -> None:
         self.evse_id = bench.evse_id
         self._loop = loop
         self._on_change = on_change
@@ -94,13 +49,24 @@ class HarnessEvse:
         self.jammed = False
         self._contact_timer: asyncio.TimerHandle | None = None
         self._lock_timer: asyncio.TimerHandle | None = None
-        self.watched: dict[str, _Watched] = {}
-        self.driven: dict[str, _Driven] = {}
-        for role, spec in bench.lines.items():
-            if spec.observed:
-                self.watched[role] = _Watched(spec, factory, loop, self._watched_changed(role))
-            else:
-                self.driven[role] = _Driven(spec, factory, self._report(role))
+        self.watched: dict[str, WatchedLine] = {}
+        self.driven: dict[str, DrivenLine] = {}
+        self.car: HarnessCar | None = None
+        try:
+            for role, spec in bench.lines.items():
+                if spec.observed:
+                    self.watched[role] = WatchedLine(spec, factory, loop, self._watched_changed(role))
+                else:
+                    self.driven[role] = DrivenLine(spec, factory, self._report(role))
+            if bench.pilot is not None:
+                self.car = HarnessCar(bench.pilot, factory, self._report_pilot, max_current_a=car_max_current_a)
+        except Exception:
+            self.close()
+            raise
+
+    def _report_pilot(self, role: str, t: float, value: float) -> None:
+        """A pilot trace of the car (its state, the duty it reads) changed."""
+        self._on_change(self.evse_id, role, t, value)
 
     def _report(self, role: str) -> Callable[[float, float], None]:
         def changed(t: float, value: float) -> None:
@@ -139,10 +105,18 @@ class HarnessEvse:
     # ------------------------------------------------------------ the EV
 
     def plug(self, plugged: bool) -> None:
-        """The plug goes in or out."""
+        """The plug goes in or out (with a control pilot: the car's plug on CP as well)."""
         if "plug" in self.driven:
             self.driven["plug"].set(plugged)
+        if self.car is not None:
+            self.car.plug(plugged, time.monotonic())
         self.update_load()
+
+    def tick(self, now: float) -> None:
+        """Step the car on the control pilot (if any): it follows the measured duty and draws its current."""
+        if self.car is not None:
+            self.car.step(now, self.plugged and self.contacts_closed)
+            self.update_load()
 
     # ------------------------------------------------------------ the contactor
 
@@ -193,16 +167,22 @@ class HarnessEvse:
     # ------------------------------------------------------------ the meter
 
     def update_load(self) -> None:
-        """The meter sees current only while plugged in with the contacts closed."""
-        current = self.charging_current_a if self.plugged and self.contacts_closed else 0.0
+        """The meter sees current only while plugged in with the contacts closed (on a pilot: what the car draws)."""
+        flowing = self.plugged and self.contacts_closed
+        if self.car is not None:
+            current = self.car.car.current_a if flowing else 0.0
+        else:
+            current = self.charging_current_a if flowing else 0.0
         if self.meter is not None:
             self.meter.set_load(self.voltage_v, current)
         self._on_change(self.evse_id, "meter_current", time.monotonic(), current)
 
     def clear(self) -> None:
-        """Healthy again: contacts follow the coil, the bolt moves."""
+        """Healthy again: contacts follow the coil, the bolt moves, the car's pilot faults are gone."""
         self.welded = self.jammed = False
         self._coil_changed()
+        if self.car is not None:
+            self.car.fault("clear", time.monotonic())
 
     def close(self) -> None:
         for timer in (self._contact_timer, self._lock_timer):
@@ -212,6 +192,8 @@ class HarnessEvse:
             watched.close()
         for driven in self.driven.values():
             driven.close()
+        if self.car is not None:
+            self.car.close()
 
 
 class HarnessPlant:
@@ -220,18 +202,33 @@ class HarnessPlant:
     def __init__(self, profile: BenchProfile, factory: Any, loop: asyncio.AbstractEventLoop, on_change: LineChange,
                  meters: dict[int, SimulatedMeter] | None = None) -> None:
         self.evses: dict[int, HarnessEvse] = {}
+        self._task: asyncio.Task[None] | None = None
         try:
             for bench in profile.evses:
                 evse = HarnessEvse(bench, factory, loop, on_change,
                                    contactor_delay_s=profile.plant.contactor_delay_s,
                                    lock_travel_s=profile.plant.lock_travel_s,
-                                   meter=(meters or {}).get(bench.evse_id))
+                                   meter=(meters or {}).get(bench.evse_id),
+                                   car_max_current_a=profile.plant.car_max_current_a)
                 evse.charging_current_a = profile.plant.charging_current_a
                 evse.voltage_v = profile.plant.voltage_v
                 self.evses[bench.evse_id] = evse
         except Exception:
             self.close()
             raise
+        if any(evse.car is not None for evse in self.evses.values()):
+            self._task = loop.create_task(self._tick(), name="harness-cars")
+
+    async def _tick(self) -> None:
+        """Step the cars on the control pilots every CAR_TICK_S."""
+        while True:
+            now = time.monotonic()
+            for evse in self.evses.values():
+                try:
+                    evse.tick(now)
+                except Exception:
+                    log.exception("EVSE %d: stepping the car failed", evse.evse_id)
+            await asyncio.sleep(CAR_TICK_S)
 
     def evse(self, evse_id: int) -> HarnessEvse:
         try:
@@ -240,6 +237,9 @@ class HarnessPlant:
             raise LookupError(f"the bench has no EVSE {evse_id} wired") from None
 
     def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            self._task = None
         for evse in self.evses.values():
             evse.close()
         self.evses = {}

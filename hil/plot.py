@@ -26,6 +26,8 @@ ROW_ORDER = (
     "lock_motor_unlock",
     "lock_feedback",
     "plug",
+    "pilot_state",
+    "pilot_duty",
     "meter_current",
 )
 ROW_LABELS = {
@@ -37,8 +39,11 @@ ROW_LABELS = {
     "lock_motor_unlock": "lock motor: unlock",
     "lock_feedback": "lock switch ◂",
     "plug": "plug present ◂",
+    "pilot_state": "CP state (car) ◂",
+    "pilot_duty": "CP PWM duty",
     "meter_current": "EV current",
 }
+CP_LETTERS = "FEDCBA"  # by rank (hil.profile.CP_RANK)
 MARKER_STYLE = {
     "reservation": ("#7b3fa0", "-"),
     "expiry": ("#7b3fa0", "--"),
@@ -198,6 +203,9 @@ def _end_of(timeline: Timeline) -> float:
 def _draw_trace(ax: Axes, trace: Trace, row: int, end: float) -> None:
     if not trace.times:
         return
+    if trace.unit in ("%", "state"):
+        _draw_levels(ax, trace, row, end)
+        return
     scale = max([abs(v) for v in trace.values] + [1e-9]) if trace.unit else 1.0
     times = [*trace.times, end]
     values = [*trace.values, trace.values[-1]]
@@ -208,6 +216,26 @@ def _draw_trace(ax: Axes, trace: Trace, row: int, end: float) -> None:
     if trace.unit and scale > 0 and any(trace.values):
         ax.text(end, row + 0.5, f" {scale:g} {trace.unit} ", ha="right", va="center", fontsize=6,
                 color=color)
+
+
+def _draw_levels(ax: Axes, trace: Trace, row: int, end: float) -> None:
+    """A duty (0..100 %) or a CP state (rank 0..5, F..A) on a fixed scale, its value written at each change."""
+    full = 100.0 if trace.unit == "%" else 5.0
+    times = [*trace.times, end]
+    values = [*trace.values, trace.values[-1]]
+    ys = [row + 0.86 - HEIGHT * min(max(v / full, 0.0), 1.0) for v in values]
+    color = LINE_COLOR.get(trace.kind, "#1f1f1f")
+    ax.step(times, ys, where="post", color=color, linewidth=1.3)
+    ax.fill_between(times, ys, row + 0.86, step="post", color=color, alpha=0.12, linewidth=0)
+    gap = 0.02 * end  # a value that held for less than this is drawn but not written (no overlapping labels)
+    for t, value, until in zip(trace.times, trace.values, [*trace.times[1:], math.inf], strict=True):
+        if until - t < gap:
+            continue
+        if trace.unit == "%":
+            text = "100 %" if value >= 99.995 else f"{value:.1f} %"
+        else:
+            text = CP_LETTERS[min(max(round(value), 0), 5)]
+        ax.text(t + 0.02, row + 0.5, text, fontsize=6, va="center", color=color, clip_on=True)
 
 
 def _draw_status(ax: Axes, timeline: Timeline, evse_id: int, row: int, end: float) -> None:

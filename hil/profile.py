@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from controller.config.loader import ChargerConfig
+from controller.runtime import pilot as runtime_pilot
 from drivers.gpio.config import RGB
 from drivers.interfaces import StatusColor
 
@@ -44,7 +45,27 @@ ROLE_LABELS = {
     "contactor_aux": "contactor aux",
     "lock_feedback": "lock switch",
     "meter_current": "EV current",
+    "pilot_state": "CP state (car)",
+    "pilot_duty": "CP PWM duty",
 }
+
+PILOT_ROLES = ("pilot_state", "pilot_duty")
+"""Traces of a control pilot: the state the car presents on CP (A..F, recorded as its rank ``CP_RANK``) and the
+duty (%) of the DUT's PWM."""
+
+CP_RANK = {"F": 0, "E": 1, "D": 2, "C": 3, "B": 4, "A": 5}
+"""A CP state as a trace value: the number of comparator thresholds its high phase is above (a thermometer code)."""
+
+COMPARATOR_LINES = ("cp_ab", "cp_bc", "cp_cd", "cp_de", "cp_ef")
+"""The DUT's comparator inputs the harness drives, highest threshold first (the DUT's ``[evses.pilot.comparator]``
+pins), as ``[evses.pilot.lines]`` names them; ``low_ok`` is the low-phase line."""
+
+CAR_SWITCHES = ("ev_present", "s2_c", "s2_d", "cp_short", "diode_bypass")
+"""The harness's switches on the analogue car simulator (README "Building a real bench"): the EV's diode and 2.74 kOhm
+on CP, S2 with 1.3 kOhm (C) or 270 Ohm (D), CP shorted to PE (E), the diode bypassed (diode fault)."""
+
+PILOT_FRONT_ENDS = ("sim", "comparator", "analog")
+DUTY_SOURCES = ("pin", "adc", "status")
 
 
 class ProfileError(ValueError):
@@ -70,12 +91,42 @@ class LineSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class DutyAdc:
+    """The harness's MCP3008 channel behind an RC low-pass on the DUT's PWM pin: its mean voltage is the duty."""
+
+    channel: int
+    spi_device: int = 0  # the harness's SPI0 chip select: 0 = CE0 (GPIO8), 1 = CE1 (GPIO7)
+    vref_v: float = 3.3  # the MCP3008's reference
+    pwm_high_v: float = 3.3  # the PWM pin's high level (the DUT Pi's 3.3 V rail; measure it)
+
+
+@dataclass(frozen=True, slots=True)
+class PilotWiring:
+    """How the harness plays the car on one EVSE's control pilot, and how it measures the DUT's PWM duty.
+
+    ``front_end``: "sim" (the sim bench's simulated CP line and car, drivers.sim.pilot), "comparator" (the harness
+    drives the DUT's comparator inputs with the thermometer code of the car's state, and ``low_ok``), "analog" (the
+    harness switches the resistors of a car simulator on the real CP line). ``duty``: "pin" (the PWM pin's mock
+    history, sim), "adc" (an RC low-pass of the PWM pin into the harness's MCP3008) or "status" (the DUT's /status).
+    """
+
+    front_end: str
+    duty: str
+    pwm_pin: str  # the DUT's PWM pin (sim: the mock pin read; real: the pin the RC filter taps; "": not wired)
+    invert: bool = False  # the DUT's invert_output: the pin carries 100 % - duty
+    lines: dict[str, LineSpec] = field(default_factory=dict)  # harness outputs playing the car
+    adc: DutyAdc | None = None  # duty = "adc"
+
+
+@dataclass(frozen=True, slots=True)
 class EvseBench:
-    """The lines of one EVSE and, on a real bench, the Modbus unit id its meter answers as."""
+    """The lines of one EVSE, its control pilot's wiring (if it has one) and, on a real bench, the Modbus unit id
+    its meter answers as."""
 
     evse_id: int
     lines: dict[str, LineSpec]
     meter_unit: int | None = None
+    pilot: PilotWiring | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +138,7 @@ class Tolerances:
     meter_s: float = 1.0  # extra time for a meter fault to be noticed (polling phase)
     restart_s: float = 5.0  # the DUT answers its API again this long after a restart began
     quiet_s: float = 0.8  # "nothing else happens" is watched this long
+    duty_pct: float = 0.5  # a measured PWM duty may be this many percentage points off (control pilot)
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +149,7 @@ class PlantSettings:
     lock_travel_s: float = 0.08
     charging_current_a: float = 16.0
     voltage_v: float = 230.0
+    car_max_current_a: float = 32.0  # on a control pilot: the most the car draws (it draws min(offered, this))
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +199,7 @@ class DutSettings:
     access_token_env: str = "CHARGER_API_TOKEN"
     restart_command: tuple[str, ...] = ()
     ready_timeout_s: float = 60.0
+    pilots: bool = False  # sim bench: keep the DUT's control pilots, the harness plays the car on each CP
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,6 +245,8 @@ class DutTiming:
     fault_hold_s: float
     blink_period_s: float
     status_colors: dict[StatusColor, RGB]
+    pilot_max_current_a: float | None = None  # the pilot's max_current_a: what the PWM offers with no lower limit
+    overcurrent_s: float = 7.0  # how long a car may draw more than offered before it is stopped
 
     @property
     def lock_fail_s(self) -> float:
@@ -221,4 +277,6 @@ class DutTiming:
             fault_hold_s=config.controller.fault_hold_s,
             blink_period_s=evse.indicator.blink_on_s + evse.indicator.blink_off_s,
             status_colors=dict(evse.indicator.status_colors),
+            pilot_max_current_a=evse.pilot.pilot.max_current_a if evse.pilot is not None else None,
+            overcurrent_s=runtime_pilot.OVERCURRENT_S,
         )

@@ -6,7 +6,7 @@ the DUT's own pins; on a real bench only the EVSEs wired to the harness are test
 (``listen = "host:port"``, ``path``, ``connect_timeout_s``) makes the harness play the DUT's CSMS (the ``ocpp``
 theme) in the OCPP version the DUT speaks: on the sim bench the table's ``version`` ("2.0.1", the default, or
 "1.6") configures the DUT; on a real bench the DUT's own ``[ocpp]`` section must point at that address, and its
-``version`` is the one the CSMS speaks (a ``version`` in the table must match it).
+``version`` is the one the CSMS speaks (a ``version`` in the table must match it). Control pilots: hil.pilot_profile.
 """
 
 from __future__ import annotations
@@ -14,11 +14,11 @@ from __future__ import annotations
 import tomllib
 from importlib import resources
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlsplit
 
 from controller.config.loader import ChargerConfig, ConfigError, load_config, load_sim_default, without_pilots
 from controller.config.model import EvseConfig, parse_bind
+from hil.pilot_profile import pilot_wiring, sim_pilot
 from hil.profile import (
     DRIVEN_ROLES,
     OBSERVED_ROLES,
@@ -36,6 +36,7 @@ from hil.profile import (
     ProfileError,
     Tolerances,
 )
+from hil.profile_reader import Reader
 
 
 def load_profile(name_or_path: str) -> BenchProfile:
@@ -65,7 +66,7 @@ def parse_profile(text: str, *, source: str, base_dir: Path | None = None) -> Be
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ProfileError(f"{source}: invalid TOML: {exc}") from None
-    reader = _Reader(source)
+    reader = Reader(source)
     root = reader.table(data, "", {"bench", "dut", "tolerance", "plant", "meter", "evses", "ocpp"})
     bench = reader.table(root.get("bench", {}), "bench", {"name", "kind", "description"})
     kind = reader.choice(bench, "bench.kind", ("sim", "real"), default="sim")
@@ -80,7 +81,7 @@ def parse_profile(text: str, *, source: str, base_dir: Path | None = None) -> Be
             raise ProfileError(f"{source}: [meter] link must be \"rtu\" or \"tcp\", got {meter.link!r}")
     elif kind == "real" and any(e.meter is not None for e in dut_config.evses):
         raise ProfileError(f"{source}: [meter] is required: the DUT's EVSEs have meters, the harness must serve them")
-    evses = _evses(reader, root.get("evses"), kind, dut_config)
+    evses = _evses(reader, root.get("evses"), kind, dut_config, pilots=dut.pilots)
     ocpp = _ocpp(reader, root["ocpp"], kind, dut_config) if "ocpp" in root else None
     return BenchProfile(
         name=str(bench.get("name", Path(source).stem)),
@@ -97,7 +98,7 @@ def parse_profile(text: str, *, source: str, base_dir: Path | None = None) -> Be
     )
 
 
-def _dut(reader: _Reader, raw: object, kind: str) -> DutSettings:
+def _dut(reader: Reader, raw: object, kind: str) -> DutSettings:
     """The [dut] table; a real bench must name the DUT's API and a copy of its configuration."""
     dut: DutSettings = reader.dataclass(DutSettings, raw, "dut", tuple_fields=("restart_command",))
     if kind == "real":
@@ -105,6 +106,9 @@ def _dut(reader: _Reader, raw: object, kind: str) -> DutSettings:
             raise ProfileError(f"{reader.source}: [dut] api must be the DUT's API URL (http://host:port)")
         if dut.config == SIM_DUT_CONFIG:
             raise ProfileError(f"{reader.source}: [dut] config must be a copy of the DUT's configuration file")
+        if dut.pilots:
+            raise ProfileError(f"{reader.source}: [dut] pilots is for the sim bench; a real DUT's pilots are in its "
+                               "configuration, wire each in [evses.pilot]")
     return dut
 
 
@@ -112,9 +116,9 @@ def _dut_config(dut: DutSettings, source: str, base_dir: Path | None) -> Charger
     """The DUT's configuration the profile names (relative paths from the profile's folder)."""
     try:
         if dut.config == SIM_DUT_CONFIG:
-            # the bench's lines model a board whose control pilot is handled elsewhere (the plug line says
-            # plugged); the simulated charger's pilots are left out until the bench has a CP line of its own
-            return without_pilots(load_sim_default())
+            # without [dut] pilots the bench's lines model a board whose control pilot is handled elsewhere (the
+            # plug line says plugged); with it the simulated charger keeps its pilots and the harness plays the car
+            return load_sim_default() if dut.pilots else without_pilots(load_sim_default())
         path = Path(dut.config)
         if not path.is_absolute() and base_dir is not None:
             path = base_dir / path
@@ -123,12 +127,13 @@ def _dut_config(dut: DutSettings, source: str, base_dir: Path | None) -> Charger
         raise ProfileError(f"{source}: [dut] config {dut.config!r} is not a usable DUT configuration:\n{exc}") from None
 
 
-def _evses(reader: _Reader, raw: object, kind: str, config: ChargerConfig) -> tuple[EvseBench, ...]:
-    """The wiring; on the sim bench an EVSE without lines is wired to the DUT's own pins."""
+def _evses(reader: Reader, raw: object, kind: str, config: ChargerConfig, *, pilots: bool) -> tuple[EvseBench, ...]:
+    """The wiring; on the sim bench an EVSE without lines is wired to the DUT's own pins (and with ``pilots`` its
+    CP to the simulated car); on a real bench an EVSE whose DUT has a control pilot needs its [evses.pilot]."""
     given: dict[int, EvseBench] = {}
     for index, item in enumerate(reader.array(raw, "evses")):
         path = f"evses[{index}]"
-        table = reader.table(item, path, {"id", "meter_unit", "lines"})
+        table = reader.table(item, path, {"id", "meter_unit", "lines", "pilot"})
         evse_id = table.get("id")
         if not isinstance(evse_id, int) or isinstance(evse_id, bool):
             raise ProfileError(f"{reader.source}: [{path}] id must be the DUT's EVSE id (an integer)")
@@ -136,13 +141,23 @@ def _evses(reader: _Reader, raw: object, kind: str, config: ChargerConfig) -> tu
             dut_evse = config.evse(evse_id)
         except KeyError:
             raise ProfileError(f"{reader.source}: [{path}] the DUT has no EVSE {evse_id}") from None
-        lines = _lines(reader, table.get("lines", {}), f"{path}.lines")
+        lines = reader.lines(table.get("lines", {}), f"{path}.lines", (*OBSERVED_ROLES, *DRIVEN_ROLES))
         unit = table.get("meter_unit")
         if unit is not None and (not isinstance(unit, int) or isinstance(unit, bool)):
             raise ProfileError(f"{reader.source}: [{path}] meter_unit must be an integer")
         if unit is None and dut_evse.meter is not None:
             unit = dut_evse.meter.unit_id
-        given[evse_id] = EvseBench(evse_id, lines, unit)
+        pilot = None
+        if "pilot" in table:
+            if kind == "sim":
+                raise ProfileError(f"{reader.source}: [{path}.pilot] the sim bench's car is simulated: keep the DUT's "
+                                   "pilots with [dut] pilots = true instead")
+            pilot = pilot_wiring(reader, table["pilot"], f"{path}.pilot", dut_evse)
+        elif kind == "real" and dut_evse.pilot is not None:
+            raise ProfileError(f"{reader.source}: [{path}] EVSE {evse_id}: the DUT reads a car from its control "
+                               "pilot, so the harness must play it there: wire [evses.pilot] (README, \"Building a "
+                               "real bench\")")
+        given[evse_id] = EvseBench(evse_id, lines, unit, pilot)
     if kind == "real" and not given:
         raise ProfileError(f"{reader.source}: a real bench needs [[evses]] with their [evses.lines] wiring")
     evses = []
@@ -152,6 +167,7 @@ def _evses(reader: _Reader, raw: object, kind: str, config: ChargerConfig) -> tu
             if kind == "real":
                 continue  # an EVSE not wired to the harness is not tested
             bench = EvseBench(dut_evse.id, {}, dut_evse.meter.unit_id if dut_evse.meter else None)
+        pilot = sim_pilot(dut_evse, reader.source) if kind == "sim" and pilots else bench.pilot
         wired = dut_lines(dut_evse)
         lines = dict(bench.lines)
         if kind == "sim":
@@ -176,11 +192,11 @@ def _evses(reader: _Reader, raw: object, kind: str, config: ChargerConfig) -> tu
                         f"{reader.source}: EVSE {dut_evse.id} {role}: "
                         f"wired to DUT {spec.dut} but the DUT uses {own.dut}"
                     )
-        evses.append(EvseBench(dut_evse.id, lines, bench.meter_unit))
+        evses.append(EvseBench(dut_evse.id, lines, bench.meter_unit, pilot))
     return tuple(evses)
 
 
-def _ocpp(reader: _Reader, raw: object, kind: str, config: ChargerConfig) -> OcppLink:
+def _ocpp(reader: Reader, raw: object, kind: str, config: ChargerConfig) -> OcppLink:
     """The [ocpp] table: where the harness's CSMS listens and (sim bench) which OCPP version the DUT speaks. On a
     real bench the DUT's own [ocpp] section must point at it (same port and path, ws://); its station id, reconnect
     back-off and OCPP version are taken from there.
@@ -245,75 +261,3 @@ def dut_lines(evse: EvseConfig) -> dict[str, LineSpec]:
         add("lock_motor_unlock", evse.lock.unlock_pin, evse.lock.motor_active_high)
         add("lock_feedback", evse.lock.feedback_pin, evse.lock.feedback_active_high)
     return lines
-
-
-def _lines(reader: _Reader, raw: object, path: str) -> dict[str, LineSpec]:
-    """One EVSE's [evses.lines] wiring, by role."""
-    table = reader.table(raw, path, set(OBSERVED_ROLES) | set(DRIVEN_ROLES))
-    lines = {}
-    for role, item in table.items():
-        spec = reader.table(item, f"{path}.{role}", {"harness", "dut", "active_high"})
-        harness, dut, active_high = spec.get("harness"), spec.get("dut"), spec.get("active_high")
-        if not isinstance(harness, str) or not isinstance(dut, str) or not isinstance(active_high, bool):
-            raise ProfileError(
-                f"{reader.source}: [{path}.{role}] needs harness = \"GPIOn\", dut = \"GPIOn\", active_high = true|false"
-            )
-        lines[role] = LineSpec(role, harness, dut, active_high)
-    return lines
-
-
-class _Reader:
-    """Small strict TOML walker: unknown keys and wrong types are errors naming the key."""
-
-    def __init__(self, source: str) -> None:
-        self.source = source
-
-    def table(self, raw: object, path: str, allowed: set[str]) -> dict[str, Any]:
-        if not isinstance(raw, dict):
-            raise ProfileError(f"{self.source}: [{path}] must be a table")
-        unknown = sorted(set(raw) - allowed)
-        if unknown:
-            where = f"[{path}] " if path else ""
-            known = ", ".join(sorted(allowed))
-            raise ProfileError(f"{self.source}: {where}unknown key {unknown[0]!r} (known: {known})")
-        return raw
-
-    def array(self, raw: object, path: str) -> list[Any]:
-        if raw is None:
-            return []
-        if not isinstance(raw, list):
-            raise ProfileError(f"{self.source}: [{path}] must be an array of tables ([[{path}]])")
-        return raw
-
-    def choice(self, table: dict[str, Any], path: str, options: tuple[str, ...], default: str) -> str:
-        value = table.get(path.rpartition(".")[2], default)
-        if value not in options:
-            raise ProfileError(f"{self.source}: [{path}] must be one of {', '.join(options)}, got {value!r}")
-        return str(value)
-
-    def dataclass(self, cls: Any, raw: object, path: str, tuple_fields: tuple[str, ...] = ()) -> Any:
-        fields = cls.__dataclass_fields__
-        table = self.table(raw, path, set(fields))
-        values = {}
-        for key, value in table.items():
-            default = fields[key].default
-            if key in tuple_fields:
-                if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-                    raise ProfileError(f"{self.source}: [{path}] {key} must be a list of strings")
-                value = tuple(value)
-            elif isinstance(default, bool) or isinstance(value, bool):
-                if not isinstance(value, bool) or not isinstance(default, bool):
-                    raise ProfileError(f"{self.source}: [{path}] {key} has the wrong type: {value!r}")
-            elif isinstance(default, float):
-                if not isinstance(value, int | float) or value < 0:
-                    raise ProfileError(f"{self.source}: [{path}] {key} must be a number of seconds/amperes >= 0")
-                value = float(value)
-            elif isinstance(default, int) and not isinstance(value, int):
-                raise ProfileError(f"{self.source}: [{path}] {key} must be an integer, got {value!r}")
-            elif isinstance(default, str) and not isinstance(value, str):
-                raise ProfileError(f"{self.source}: [{path}] {key} must be a string, got {value!r}")
-            values[key] = value
-        try:
-            return cls(**values)
-        except TypeError as exc:
-            raise ProfileError(f"{self.source}: [{path}] {exc}") from None

@@ -70,12 +70,13 @@ def junit_xml(results: Sequence[ScenarioResult], profile: BenchProfile) -> bytes
 def _transcript(result: ScenarioResult) -> str:
     """Steps and checks in time order, as plain text."""
     lines: list[tuple[float, str]] = [(t, f"step  {text}") for t, text in result.steps]
+    lines += [(t, f"note  {text}") for t, text in result.notes]
     if result.timeline is not None:
         for check in result.timeline.checks:
             mark = "ok  " if check.ok else "FAIL"
             detail = f" — {check.detail}" if check.detail else ""
             lines.append((check.decided, f"{mark}  {check.text}{detail}"))
-    return "\n".join(f"{t:7.3f} s  {text}" for t, text in lines)
+    return "\n".join(f"{t:7.3f} s  {text}" for t, text in sorted(lines, key=lambda line: line[0]))
 
 
 # ---------------------------------------------------------------- html
@@ -129,6 +130,8 @@ def _tolerances(profile: BenchProfile) -> str:
         ("quiet_s", tol.quiet_s, "how long “nothing else happens” is watched"),
     ]
     body = "".join(f"<tr><td><code>{k}</code></td><td>{v:g} s</td><td>{_e(why)}</td></tr>" for k, v, why in rows)
+    body += (f"<tr><td><code>duty_pct</code></td><td>{tol.duty_pct:g} %</td><td>a measured control-pilot duty "
+             "may be this many percentage points off</td></tr>")
     return f"<details><summary>Tolerances of this bench</summary><table>{body}</table></details>"
 
 
@@ -154,6 +157,9 @@ def _how_to_read() -> str:
         "driven, plug present, aux contact closed, lock switch reporting locked), whatever the wire's polarity. "
         "Black rows are the DUT's outputs, watched; blue rows marked ◂ are driven by the harness (the EV, the "
         "contactor's aux contact, the lock's switch); the green row is the EV's current as the meter sees it.</li>"
+        "<li>On a control pilot: “CP state (car) ◂” is the state the car presents on CP (A no car, B connected, C "
+        "asks for energy, D with ventilation, E CP shorted, F −12 V), the letters at each change; “CP PWM duty” is "
+        "the DUT's PWM duty (100 % = a steady +12 V, no PWM), its value written at each change.</li>"
         "<li>The status LED row is drawn in the colour the LED shows (blinking shows as gaps, pulsing as changing "
         "brightness).</li>"
         "<li>Vertical lines are events: purple reservations (requests and the DUT's reservation updates), teal "
@@ -189,6 +195,8 @@ def _transcript_html(result: ScenarioResult) -> str:
         (t, 0, f"<tr><td>{t:.3f}</td><td class='muted'>step</td><td><b>{_e(text)}</b></td></tr>")
         for t, text in result.steps
     ]
+    rows += [(t, 0, f"<tr><td>{t:.3f}</td><td class='muted'>note</td><td><i>{_e(text)}</i></td></tr>")
+             for t, text in result.notes]
     for n, check in enumerate(result.timeline.checks):
         cls, word = ("ok", "ok") if check.ok else ("fail", "FAIL")
         detail = f" — {_e(check.detail)}" if check.detail else ""

@@ -42,6 +42,7 @@ class ScenarioResult:
     duration_s: float = 0.0
     timeline: Timeline | None = None
     steps: list[tuple[float, str]] = field(default_factory=list)
+    notes: list[tuple[float, str]] = field(default_factory=list)  # findings the scenario kept (measured times)
     log_lines: list[str] = field(default_factory=list)
     detail: str = ""  # traceback of an error
 
@@ -155,6 +156,7 @@ async def run_scenario(
             )
     result.duration_s = time.monotonic() - started
     result.steps = bench.steps
+    result.notes = bench.notes
     result.log_lines = capture.lines
     return result
 

@@ -8,7 +8,9 @@
 The name is ``<theme>.<function>``; the docstring's first paragraph is the title in the report.
 ``needs`` names what the bench must have, else the scenario is skipped: "lock", "meter",
 "two_evses", "restart", "ocpp" (an ``[ocpp]`` table: the harness plays the DUT's CSMS, and the bench
-opens with the DUT connected to it).
+opens with the DUT connected to it), "pilot" (EVSE 1 has a control pilot the harness plays the car on:
+``[dut] pilots`` on the sim bench, ``[evses.pilot]`` on a real one), "plug_line" (EVSE 1 has no pilot: the
+DUT reads the car from its plug line, which a pilot replaces).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ if TYPE_CHECKING:
 
 ScenarioFunc = Callable[["Bench"], Awaitable[None]]
 
-NEEDS = frozenset({"lock", "meter", "two_evses", "restart", "ocpp"})
+NEEDS = frozenset({"lock", "meter", "two_evses", "restart", "ocpp", "pilot", "plug_line"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +57,8 @@ class Scenario:
             have.add("restart")
         if profile.ocpp is not None:
             have.add("ocpp")
+        if evses and evses[0].evse_id == 1:
+            have.add("pilot" if evses[0].pilot is not None else "plug_line")
         return sorted(self.needs - have)
 
 
@@ -86,7 +90,7 @@ def scenario(
     return register
 
 
-THEME_ORDER = ("reservations", "faults", "restart", "competition", "ocpp")
+THEME_ORDER = ("reservations", "faults", "restart", "competition", "ocpp", "pilot")
 
 
 def load_all() -> dict[str, Scenario]:

@@ -6,7 +6,9 @@ The DUT is ``controller.runtime.build.build`` on the profile's DUT configuration
 its API as the daemon does. The plant is the one the sim build
 wires to the DUT's pins (drivers.sim: contactor aux after a delay, lock switch after the travel,
 the plug, meters on a Modbus server). The harness reads every line from the pins' own state
-histories (``drivers.sim.pins.read_changes``), so edge times are exact whatever the polling rate.
+histories (``drivers.sim.pins.read_changes``), so edge times are exact whatever the polling rate. With the
+profile's ``[dut] pilots`` the DUT keeps its control pilots and the harness drives and records each CP's car
+(hil.sim_pilot).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from drivers.sim.plant import SimPlant
 from hil.bench import PlantFault
 from hil.dut_api import DutApi
 from hil.profile import ROLE_LABELS, SIM_RECONNECT_S, BenchProfile, LineSpec
+from hil.sim_pilot import SimPilotProbe, set_car
 from hil.timeline import Timeline
 
 if TYPE_CHECKING:
@@ -93,6 +96,7 @@ class SimBench:
         self._state_dir: Path | None = None
         self._timeline: Timeline | None = None
         self._probes: list[tuple[str, MockLineProbe]] = []
+        self._pilots: dict[int, SimPilotProbe] = {}
         self._recorder: asyncio.Task[None] | None = None
         self._port = 0
 
@@ -126,7 +130,8 @@ class SimBench:
                 await self._recorder
             self._recorder = None
         self._poll()
-        self._probes = []  # the pins' shutdown is not part of the scenario
+        self._detach_pilots()  # the pins' shutdown is not part of the scenario
+        self._probes = []
         await self._power_off()
         if self.csms is not None:
             await self.csms.stop()
@@ -142,6 +147,7 @@ class SimBench:
         locked = {i: sim.lock.locked for i, sim in plant.evses.items() if sim.lock is not None}
         self._poll()
         self._dark()
+        self._detach_pilots()
         self._probes = []
         await self._power_off()
         await asyncio.sleep(down_s)
@@ -157,6 +163,14 @@ class SimBench:
                 timeline.record(key, now, 0.0)
         for evse in self.profile.evses:
             timeline.record(f"evse{evse.evse_id}.meter_current", now, 0.0)
+        for pilot in self._pilots.values():
+            pilot.dark(now)
+
+    def _detach_pilots(self) -> None:
+        """Stop recording the control pilots (the DUT goes, or its pins are attached anew)."""
+        for pilot in self._pilots.values():
+            pilot.detach()
+        self._pilots = {}
 
     async def _power_on(self, plugged: dict[int, bool] | None = None, locked: dict[int, bool] | None = None) -> None:
         assert self._state_dir is not None
@@ -169,6 +183,8 @@ class SimBench:
             if plugged and plugged.get(evse_id):
                 await plant.plug(evse_id)
             sim.charging_current_a = self.profile.plant.charging_current_a
+            if sim.pilot is not None:
+                sim.pilot.car.profile.max_current_a = self.profile.plant.car_max_current_a
         self._attach(built)  # after the plant took its positions: their re-creation is no line change
         await built.start()
         app = create_app(built.runtime)
@@ -216,6 +232,7 @@ class SimBench:
         timeline = self._timeline
         assert timeline is not None
         self._poll()
+        self._detach_pilots()
         self._probes = []
         for evse in self.profile.evses:
             for role, spec in evse.lines.items():
@@ -239,6 +256,10 @@ class SimBench:
                 kind="plant",
                 unit="A",
             )
+            line = _plant_of(built).evses[evse.evse_id].pilot
+            if evse.pilot is not None and line is not None:
+                pin = built.pin_factory.pin(evse.pilot.pwm_pin)
+                self._pilots[evse.evse_id] = SimPilotProbe(timeline, evse.evse_id, evse.pilot, pin, line)
         self._poll()
 
     def _poll(self) -> None:
@@ -248,11 +269,13 @@ class SimBench:
         for key, probe in self._probes:
             for t, value in probe.poll():
                 timeline.record(key, timeline.rel(t), value)
+        for pilot in self._pilots.values():
+            pilot.poll()  # the car's current too
         if self.built is not None:
             now = timeline.now()
             for evse_id, sim in _plant_of(self.built).evses.items():
                 key = f"evse{evse_id}.meter_current"
-                if key in timeline.traces:
+                if key in timeline.traces and evse_id not in self._pilots:
                     flowing = sim.contactor.contacts_closed and sim.plugged
                     timeline.record(key, now, sim.charging_current_a if flowing else 0.0)
 
@@ -298,8 +321,22 @@ class SimBench:
         await plant.fault(evse_id, kind.value)
 
     def set_demand(self, evse_id: int, current_a: float) -> None:
+        """The current the EV draws; on a control pilot the car's maximum (it draws min(offered, this))."""
         plant = self.plant
-        plant.evses[evse_id].charging_current_a = current_a
+        sim = plant.evses[evse_id]
+        sim.charging_current_a = current_a
+        if sim.pilot is not None:
+            set_car(sim.pilot, wants_charge=None, full=None, max_current_a=current_a)
+        plant.tick()
+
+    def set_car(self, evse_id: int, *, wants_charge: bool | None = None, full: bool | None = None,
+                max_current_a: float | None = None) -> None:
+        """Drive the simulated car on the EVSE's CP."""
+        plant = self.plant
+        line = plant.evses[evse_id].pilot
+        if line is None:
+            raise ValueError(f"EVSE {evse_id} has no control pilot")
+        set_car(line, wants_charge=wants_charge, full=full, max_current_a=max_current_a)
         plant.tick()
 
     def plant_meter(self, evse_id: int) -> SimulatedMeter | None:

@@ -3,7 +3,8 @@
 Many simple CP front ends (and some pilot ICs) compare the peak-detected high phase against a
 ladder of thresholds and give each result as a logic line, so a Pi with no ADC can read the
 state. Five lines, from the A/B threshold down to the E/F one, are a thermometer code: the
-number of active lines is the state (5: A, 4: B, 3: C, 2: D, 1: E, 0: F). A pattern that is not
+number of active lines is the state (5: A, 4: B, 3: C, 2: D, 1: E, 0: F), and as a line is active
+above its threshold they are the lowest thresholds' (B: all but the A/B line). A pattern that is not
 a thermometer (a higher line active while a lower one is not) is a broken comparator or wire and
 reads as out of range. An optional ``low_ok`` line is active while the low phase is at -12 V.
 
@@ -28,9 +29,10 @@ LOW_MISSING_V = 0.0  # what an inactive one stands for (outside the F band: a di
 
 
 def decode_lines(levels: list[bool]) -> CpState | None:
-    """The state of a thermometer code (highest threshold first); None if it is not one."""
+    """The state of a thermometer code (highest threshold first, so the active lines are the last ones: B is
+    ``[False, True, True, True, True]``); None if it is not one."""
     count = sum(levels)
-    if levels != [True] * count + [False] * (len(levels) - count):
+    if levels != [False] * (len(levels) - count) + [True] * count:
         return None
     return _BY_COUNT[count]
 

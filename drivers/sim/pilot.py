@@ -32,7 +32,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from drivers.pilot.duty import DutyMeaning, current_for_duty, meaning_of_duty
+from drivers.pilot.duty import MIN_CURRENT_A, DutyMeaning, current_for_duty, meaning_of_duty
 from drivers.pilot.proximity import PpReading, cable_rating
 from drivers.pilot.states import CpState, PilotDecoder, PilotReading
 
@@ -161,7 +161,8 @@ class SimCar:
             target = min(offered, profile.max_current_a)
             if "overcurrent_ev" in self.faults:
                 target = offered + profile.overcurrent_extra_a
-            rate = profile.max_current_a / profile.ramp_s if profile.ramp_s > 0 else math.inf
+            ramp_a = max(profile.max_current_a, MIN_CURRENT_A)  # a car told to draw 0 A still ramps down
+            rate = ramp_a / profile.ramp_s if profile.ramp_s > 0 else math.inf
             step = rate * dt
             if self.current_a < target:
                 self.current_a = min(target, self.current_a + step)
@@ -172,7 +173,7 @@ class SimCar:
     def voltages(self, duty_percent: float) -> tuple[float, float]:
         """(high-phase V, low-phase V) the EVSE measures on CP for this duty and car."""
         with self._lock:
-            if "cp_short" in self.faults:
+            if "cp_short" in self.faults and self.plugged:  # the short is in the car: unplugged, it is gone
                 return 0.0, 0.0
             if duty_percent <= 0.0:
                 return -GENERATOR_V, -GENERATOR_V  # constant -12 V (the diode blocks, R draws nothing)
@@ -206,10 +207,16 @@ class SimPilot:
         self.car = car or SimCar()
         self.noise_v = noise_v
         self._random = random.Random(seed)
+        self.on_step: Callable[[float], None] | None = None  # called with ``now`` after each step (a bench's probe)
 
     def step(self, now: float, contacts_closed: bool) -> float:
-        """Advance the car to ``now``; returns the current (A) it draws per phase."""
+        """Advance the car to ``now``; returns the current (A) it draws per phase.
+
+        The car moves (S2, its current) only here, so ``on_step(now)`` sees each move at the instant it happens.
+        """
         self.car.step(now, self.duty_source(), contacts_closed)
+        if self.on_step is not None:
+            self.on_step(now)
         return self.car.current_a
 
     def voltages(self) -> tuple[float, float]:

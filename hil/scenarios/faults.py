@@ -121,7 +121,7 @@ async def meter_crc(bench: Bench) -> None:
     await _meter_fault(bench, PlantFault.METER_CRC)
 
 
-@scenario(needs={"lock"})
+@scenario(needs={"lock", "plug_line"})  # with a control pilot the DUT's plug sensor is the pilot, not this line
 async def plug_bounce(bench: Bench) -> None:
     """A chattering plug contact is one plug-in: one lock pulse, the contactor closes once and stays closed."""
     e1 = bench.evse(1)

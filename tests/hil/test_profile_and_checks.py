@@ -71,7 +71,7 @@ def test_unknown_bench_name() -> None:
 
 def test_scenario_selection() -> None:
     every = load_all()
-    assert {s.theme for s in every.values()} == {"reservations", "faults", "restart", "competition", "ocpp"}
+    assert {s.theme for s in every.values()} == {"reservations", "faults", "restart", "competition", "ocpp", "pilot"}
     assert [s.name for s in select(["faults.weld"])] == ["faults.weld"]
     assert [s.name for s in select(["weld"])] == ["faults.weld"]
     assert {s.theme for s in select(["restart"])} == {"restart"}

@@ -17,10 +17,13 @@ LINES_FOR = {CpState.A: 5, CpState.B: 4, CpState.C: 3, CpState.D: 2, CpState.E: 
 
 @pytest.mark.parametrize(("state", "count"), list(LINES_FOR.items()))
 def test_thermometer_codes(state: CpState, count: int) -> None:
-    assert decode_lines([True] * count + [False] * (5 - count)) is state
+    """A line is active above its threshold and the lines run from the highest threshold down: the active ones are
+    the last ``count``."""
+    assert decode_lines([False] * (5 - count) + [True] * count) is state
 
 
-@pytest.mark.parametrize("levels", [[False, True, True, True, True], [True, False, True, False, False]])
+@pytest.mark.parametrize("levels", [[True, True, True, True, False], [True, False, True, False, False],
+                                    [False, True, False, True, True]])
 def test_a_broken_code_is_invalid(levels: list[bool]) -> None:
     assert decode_lines(levels) is None
 
@@ -29,7 +32,7 @@ def drive(factory: MockFactory, state: CpState, *, active_high: bool = True, low
     """Drive the comparator lines to ``state``'s thermometer code."""
     count = LINES_FOR[state]
     for index, pin in enumerate(PINS):
-        level = (index < count) == active_high
+        level = (index >= 5 - count) == active_high  # above its threshold: the lowest `count` thresholds
         (factory.pin(pin).drive_high if level else factory.pin(pin).drive_low)()
     (factory.pin(LOW_OK).drive_high if low_ok == active_high else factory.pin(LOW_OK).drive_low)()
 
@@ -62,8 +65,8 @@ def test_with_pulls_the_config_says_which_level_is_active(mock_factory: MockFact
     config = ComparatorInputConfig(pins=PINS, active_high=False, pull_up=True)  # open-collector outputs
     comparator = ComparatorPilotInput(config, PilotDecoder(confirm_samples=1), pin_factory=mock_factory)
     for index, pin in enumerate(PINS):
-        (mock_factory.pin(pin).drive_low if index < 3 else mock_factory.pin(pin).drive_high)()
-    assert comparator.levels() == [True, True, True, False, False]
+        (mock_factory.pin(pin).drive_low if index >= 2 else mock_factory.pin(pin).drive_high)()
+    assert comparator.levels() == [False, False, True, True, True]
     assert comparator.sample(0.0, pwm_on=False).state is CpState.C
     comparator.close()
 

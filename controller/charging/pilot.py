@@ -49,6 +49,16 @@ def pilot_plugged(state: str | None) -> bool:
     return state in PLUGGED_STATES
 
 
+def still_plugged(state: str | None, was_plugged: bool) -> bool:
+    """Whether a car is connected, given the last answer: B/C/D yes, A no; E, F or no stable reading say nothing
+    about the car (a shorted CP or a missing diode is a fault with the car most likely still in), so the last
+    answer holds: a faulted session then hands the car back through the unlock interlock instead of ending as
+    if the car had left, with its cable still locked."""
+    if state == "A":
+        return False
+    return True if pilot_plugged(state) else was_plugged
+
+
 def car_ready(view: PilotView | None) -> bool:
     """The contactor may close as far as the pilot goes: C (or D when ventilated), offering, no error (no pilot:
     True, the other interlocks decide)."""

@@ -73,6 +73,9 @@ class Evaluator:
         hw = e.hw
         current = current_a(e, now)
         threshold = self._ctx.settings.current_threshold_a
+        if hw.pilot is not None:  # before the model reads the faults: an over-current latched now acts now
+            closed = e.outputs is not None and e.outputs.contactor_closed
+            hw.pilot.check_current(e.evse_id, current if closed else None, now)
         for _ in range(4):  # the session and the model feed each other; settle in a few steps
             if e.reservation_pending is not None:
                 self._settle_pending_reservation(e)
@@ -131,7 +134,6 @@ class Evaluator:
         self._outputs.apply(e, outputs)
         if pilot is not None:
             pilot.apply(e.evse_id, may_charge=outputs.may_offer, limit_a=limit)
-            pilot.check_current(e.evse_id, current if outputs.contactor_closed else None, now)
         self._timers.arm_evse(e, state)
         self._status.publish_state(e)
 

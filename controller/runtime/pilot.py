@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from controller.charging.pilot import PilotView, offer_a, overcurrent, pilot_faults, pilot_plugged
+from controller.charging.pilot import PilotView, offer_a, overcurrent, pilot_faults, pilot_plugged, still_plugged
 from drivers.interfaces import Fault, FaultKind
 from drivers.pilot.interfaces import OutputMode, PilotInput, PilotOutput
 from drivers.pilot.proximity import PpStatus
@@ -29,24 +29,26 @@ OVERCURRENT_S = 7.0  # EVerest's soft over-current timeout default (its minimum 
 
 
 class PilotPlug:
-    """The plug sensor of an EVSE with a pilot: plugged while the pilot reads B, C or D."""
+    """The plug sensor of an EVSE with a pilot: plugged from B, C or D until A (E and F leave it as it was)."""
 
     def __init__(self, pilot_input: PilotInput) -> None:
         """Read plugged from ``pilot_input``'s debounced reading."""
         self._input = pilot_input
         self._callbacks: list[Callable[[bool], None]] = []
+        self._was_plugged = False
 
     @property
     def plugged(self) -> bool:
-        """B, C or D."""
-        return pilot_plugged(self._input.reading().state)
+        """B, C or D; after a fault reading (E, F) what it was before (controller.charging.pilot.still_plugged)."""
+        return still_plugged(self._input.reading().state, self._was_plugged)
 
     def subscribe(self, callback: Callable[[bool], None]) -> None:
         """Hear of every change of the pilot's reading (the runtime evaluates the EVSE then)."""
         self._callbacks.append(callback)
 
     def notify(self) -> None:
-        """The reading changed: tell the subscribers."""
+        """The reading changed: remember whether a car is connected, and tell the subscribers."""
+        self._was_plugged = self.plugged
         for callback in list(self._callbacks):
             callback(self.plugged)
 

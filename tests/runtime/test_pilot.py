@@ -121,6 +121,12 @@ async def test_a_pilot_fault_opens_the_contactor_and_faults_the_evse(
     await until(lambda: fault in runtime.evse_status(1)["faults"], f"{fault} reported")
     await until(lambda: runtime.evse_status(1)["contactor"] == "open", "contactor open")
     assert runtime.evse_status(1)["state"].startswith("Faulted")
+    # the car is still in (a fault reading is no unplug): the session hands it back, the cable lock opens
+    await until(lambda: runtime.evse_status(1)["lock"] == "unlocked", "the cable released", timeout=15)
+    assert runtime.evse_status(1)["plugged_in"] is True
+    await runtime.sim.unplug(1)  # the driver can leave; state A ends it (and clears a latched diode fault)
+    await until(lambda: runtime.evse_status(1)["phase"] == "idle" and not runtime.evse_status(1)["plugged_in"],
+                "the car gone")
 
 
 async def test_a_car_drawing_more_than_offered_is_stopped_as_an_overcurrent(

@@ -14,6 +14,13 @@ violation is recorded at the instant the controller drives the line, not at the 
   ``current_threshold_a``;
 * ``lock-shoot-through``: both H-bridge lines are never on together.
 
+The coil's interlock also asks for a limit in effect of at least 6 A and charging allowed (tags ``limit-zero``,
+``paused``), and, where the EVSE has a control pilot (IEC 61851-1), the car in state C (D only with ventilation;
+tag ``pilot-not-c``), no CP fault (E, or F from a car's diode short: ``pilot-fault``) and the PWM offering a current
+(``pwm-off``). The car's state is the plant's, so a change the controller cannot have sampled yet is excused: the
+coil may stay energized for IEC's 100 ms (the sampler's debounce must fit in it) plus ``observe_grace_s`` after the
+car left C/D or the CP faulted; ``pilot-open-late`` reports a coil that opened later than that, at its opening edge.
+
 ``check_now()`` adds the state-level checks at a poll point (call it with the loop settled; it does not
 repeat what was already reported for the same closing of the coil or the same motor pulse):
 ``coil-held`` (an energized coil still has its interlock, as above), a running unlock motor still has
@@ -29,7 +36,8 @@ debounced plug reading still says plugged and the pull is younger than the plug'
 decided an unlock are excused for that unlock's first pulse, which its task starts a loop iteration
 after the decision, on what the controller knew then (a retry is not excused). To know when the plant
 changed and when the runtime decided, the monitor also wraps, on the instances only, the contactor's
-and the plug's setters and the runtime's lock driver's ``move_lock``.
+and the plug's setters, the runtime's lock driver's ``move_lock`` and, with a pilot, the simulated car's moves
+and faults and the pilot output's duty setter.
 
 Each ``Violation`` carries ``tags`` naming its causes (``"unplugged"``, ``"contacts-closed"``,
 ``"meter-current"``, ``"reading-before-open"``, ``"unlock-command-outstanding"``, ``"retry"``,
@@ -42,13 +50,16 @@ loop thread for everything the controller drives).
 
 Modules: ``records`` (``Violation`` and the monitor's notes per EVSE), ``hooks`` (the pin listener
 and method spy it installs), ``readings`` (what the rules read from the plant and the drivers),
-``rules`` (the checks), ``monitor`` (``InterlockMonitor``: when the rules run), ``reserved_led``
-(``reserved_led_matches_core``, the reserved LEDs against the core).
+``pilot`` (the control-pilot and limit conditions), ``rules`` (the checks), ``monitor``
+(``InterlockMonitor``: when the rules run), ``reserved_led`` (``reserved_led_matches_core``, the reserved LEDs
+against the core) and ``pilot_offer`` (``pilot_offer_mismatches``, each pilot's duty against its session and
+limits).
 """
 
 from hil.interlocks.monitor import InterlockMonitor
+from hil.interlocks.pilot_offer import pilot_offer_mismatches
 from hil.interlocks.records import Violation
 from hil.interlocks.reserved_led import reserved_led_matches_core
 from hil.interlocks.rules import OBSERVE_GRACE_S
 
-__all__ = ["OBSERVE_GRACE_S", "InterlockMonitor", "Violation", "reserved_led_matches_core"]
+__all__ = ["OBSERVE_GRACE_S", "InterlockMonitor", "Violation", "pilot_offer_mismatches", "reserved_led_matches_core"]

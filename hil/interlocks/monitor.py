@@ -4,7 +4,8 @@ The hooks run synchronously inside the pin change, before the mechanism reacts, 
 recorded at the instant the controller drives the line; ``check_now()`` applies the state-level
 rules at a poll point. To know when the plant changed and when the runtime decided a lock move, the
 monitor also spies, on the instances only, on the contactor's and the plug's setters and the
-runtime's lock driver's ``move_lock``. The rules themselves are hil.interlocks.rules.
+runtime's lock driver's ``move_lock``; where the plant has a control pilot, on the car's moves and faults and the
+pilot output's duty setter (when the CP state changed). The rules themselves are hil.interlocks.rules.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from hil.interlocks.hooks import MethodSpy, PinHook
+from hil.interlocks.pilot import line_state
 from hil.interlocks.readings import driving_unlock, motor_lines
 from hil.interlocks.records import EvseTrack
 from hil.interlocks.rules import OBSERVE_GRACE_S, InterlockRules
@@ -44,6 +46,8 @@ class InterlockMonitor(InterlockRules):
             contactor = self.runtime._evses[evse_id].hw.contactor
             if callable(getattr(contactor, "reset_fault", None)):
                 self._hooks.append(MethodSpy(contactor, "reset_fault", self._noter(track, "weld_reset_at")))
+            if sim.pilot is not None:
+                self._hook_pilot(evse_id, track)
             if sim.lock is not None:
                 track.unlocking = driving_unlock(sim)
                 handler = self._motor_handler(evse_id)
@@ -115,6 +119,24 @@ class InterlockMonitor(InterlockRules):
 
         return note
 
+    def _hook_pilot(self, evse_id: int, track: EvseTrack) -> None:
+        """Note every change of the CP state the plant shows: the car moves (step, plug, unplug), a fault comes or
+        goes, the PWM starts or stops (a diode short shows only while it runs)."""
+        sim = self.plant.evses[evse_id]
+        track.pilot_line, track.pilot_changed_at = line_state(sim), self._now()
+
+        def note(*_args: Any, **_kwargs: Any) -> None:
+            state = line_state(sim)
+            if state != track.pilot_line:
+                track.pilot_line, track.pilot_changed_at = state, self._now()
+
+        car = sim.pilot.car
+        for name in ("step", "plug", "unplug", "fault"):
+            self._hooks.append(MethodSpy(car, name, note))
+        output = getattr(self.runtime._evses[evse_id].hw.pilot, "output", None)
+        if callable(getattr(output, "_set", None)):
+            self._hooks.append(MethodSpy(output, "_set", note))
+
     def _plug_noter(self, track: EvseTrack) -> Callable[..., None]:
         def note(plugged: bool, *_args: Any, **_kwargs: Any) -> None:
             if plugged != track.plugged:
@@ -145,9 +167,12 @@ class InterlockMonitor(InterlockRules):
         def on_coil(_level: bool) -> None:
             now = self._now()
             track = self._track[evse_id]
+            energized = self.plant.evses[evse_id].contactor.coil_energized
+            if not energized:
+                self._check_opening(evse_id, now)  # against this closing's notes, before they are reset
             track.coil_changed_at = now
             track.coil_reported = set()
-            if self.plant.evses[evse_id].contactor.coil_energized:
+            if energized:
                 self._check_coil(evse_id, now, rule="coil-closed", edge=True)
             else:
                 track.coil_opened_at = now

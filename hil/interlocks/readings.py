@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from hil.interlocks.pilot import describe_pilot
+
 
 def config_value(driver: Any, key: str, default: float) -> float:
     """A timing from a driver's configuration (``default`` if the driver hides it)."""
@@ -87,4 +89,5 @@ def describe(sim: Any, e: Any, now: float) -> str:
             f"ctrl_plugged={state.plugged}",
         ]
     parts.append(f"enabled={e.enabled}")
+    parts += describe_pilot(sim, e)
     return " ".join(parts)

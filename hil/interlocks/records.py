@@ -40,3 +40,5 @@ class EvseTrack:
     unlock_starts_since_decision: int = 0
     coil_reported: set[str] = field(default_factory=set)  # tags reported since the coil last closed
     unlock_reported: set[str] = field(default_factory=set)  # tags reported since the motor last started unlocking
+    pilot_line: str | None = None  # the CP state the plant shows (hil.interlocks.pilot.line_state); None: no pilot
+    pilot_changed_at: float = 0.0  # when it last changed

@@ -1,9 +1,11 @@
-"""The interlock rules themselves: ``coil-closed``/``coil-held``, ``unlock-under-load`` and ``weld-not-faulted``.
+"""The interlock rules themselves: ``coil-closed``/``coil-held``, ``pilot-open-late``, ``unlock-under-load`` and
+``weld-not-faulted``.
 
 ``InterlockRules`` judges one EVSE at one instant from the plant, the runtime's private per-EVSE
 record and the monitor's notes (``EvseTrack``), and records each newly broken interlock as a
 ``Violation`` whose ``tags`` name its causes. When to judge (at a pin edge, at a poll point) is the
-monitor's business (hil.interlocks.monitor).
+monitor's business (hil.interlocks.monitor). The control-pilot and limit conditions of the coil's interlock are
+hil.interlocks.pilot's (tags ``pilot-not-c``, ``pilot-fault``, ``pwm-off``, ``limit-zero``, ``paused``).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import Any
 
 from controller.charging.session import Phase
 from drivers.interfaces import FaultKind, LockPosition
+from hil.interlocks.pilot import late_opening, limit_problems, pilot_problems
 from hil.interlocks.readings import config_value, describe, driver_faults, driving_unlock, meter_current
 from hil.interlocks.records import EvseTrack, Violation
 
@@ -39,7 +42,8 @@ class InterlockRules:
         self._track: dict[int, EvseTrack] = {}
 
     def _check_coil(self, evse_id: int, now: float, *, rule: str, edge: bool) -> None:
-        """An energized coil has its interlock: authorized session, plug in, locked, no fault, enabled."""
+        """An energized coil has its interlock: authorized session, plug in, locked, no fault, enabled, a limit above
+        0 and, with a pilot, the car in C (or D, ventilated) with the PWM offering a current."""
         sim = self.plant.evses[evse_id]
         e = self.runtime._evses[evse_id]
         track = self._track[evse_id]
@@ -77,10 +81,23 @@ class InterlockRules:
             latched = driver_faults(e, now)
             if latched:
                 problems["driver-fault"] = f"driver fault(s) {', '.join(latched)}"
+        problems.update(limit_problems(self.runtime, e, sim))
+        problems.update(pilot_problems(sim, e, track, now, self.observe_grace_s))
         if set(problems) - track.coil_reported:  # a poll repeats nothing already reported for this closing
             track.coil_reported |= set(problems)
             why = "coil energized while " + "; ".join(problems.values())
             self._record(evse_id, rule, now, why, self._readings(evse_id), set(problems))
+
+    def _check_opening(self, evse_id: int, now: float) -> None:
+        """At the coil's opening edge: with a pilot, it came within the deadline after the car left C/D (or the CP
+        faulted); what this closing already reported is not repeated."""
+        sim = self.plant.evses[evse_id]
+        track = self._track[evse_id]
+        problems = late_opening(sim, self.runtime._evses[evse_id], track, now, self.observe_grace_s)
+        if set(problems) - track.coil_reported:
+            track.coil_reported |= set(problems)
+            why = "; ".join(problems.values())
+            self._record(evse_id, "pilot-open-late", now, why, self._readings(evse_id), set(problems))
 
     def _check_unlock(self, evse_id: int, now: float) -> None:
         """A lock motor running towards UNLOCK has its interlock: coil off, contacts open, no current."""

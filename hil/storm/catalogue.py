@@ -10,6 +10,19 @@ import math
 import random
 
 STORM_KINDS = ("meter_silent", "meter_crc", "meter_late", "adapter_vanish", "plug_bounce", "lock_jam", "weld")
+"""The fault kinds of every charger (the default storm, on the plug-line charger)."""
+
+PILOT_KINDS = ("cp_short", "diode_short", "overcurrent_ev")
+"""The car's faults on a control pilot (drivers.sim.pilot): only where the EVSEs have one."""
+
+CAR_KINDS = PILOT_KINDS
+"""The pilot faults are the car's (the simulated CP short is in the car too): injected only where a car is plugged
+(hil.storm.faults picks it)."""
+
+LATCHED_FAULTS = {"diode_short": "pilot_diode", "overcurrent_ev": "ev_overcurrent"}
+"""The EVSE fault each car fault latches until the car has left (state A)."""
+
+KNOWN_KINDS = (*STORM_KINDS, *PILOT_KINDS)
 """Every fault kind a storm can inject."""
 
 WIRE_KINDS = ("meter_silent", "meter_crc", "meter_late")
@@ -23,6 +36,9 @@ HOLD_S: dict[str, tuple[float, float]] = {
     "plug_bounce": (0.0, 0.0),  # the chatter is the whole fault
     "lock_jam": (60.0, 1800.0),  # shows only if the lock is driven meanwhile
     "weld": (60.0, 1800.0),  # until an operator has repaired it and pressed reset
+    "cp_short": (2.0, 300.0),  # clears with the short
+    "diode_short": (2.0, 300.0),  # shows only while the PWM runs to a plugged car; latched until the car leaves
+    "overcurrent_ev": (15.0, 300.0),  # shows only while charging, after 7 s; latched until the car leaves
 }
 """(shortest, longest) simulated seconds a fault of each kind is held before it is cleared."""
 

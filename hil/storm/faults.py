@@ -2,20 +2,27 @@
 
 Faults come at random and are each held for a random time, then cleared: meter silence, broken
 CRCs and late answers on the meter wire, the USB adapter vanishing and returning, plug input
-chatter, lock jams and a welded contactor (cleared by the repair plus the operator reset). After
-every clear, within ``BenchLimits.recovery_bound_s`` each affected EVSE must be Available or
+chatter, lock jams and a welded contactor (cleared by the repair plus the operator reset); where
+the EVSEs have a control pilot, also the car's faults: a CP shorted to PE, a shorted diode, a car
+drawing more than offered (cleared when the car is repaired; the latched ones when it has left).
+After every clear, within ``BenchLimits.recovery_bound_s`` each affected EVSE must be Available or
 Occupied with no fault and, where the bay is free and nothing is reserved, a probe session must
 be accepted and charge.
+
+A car's own fault (a shorted diode, an over-current) stays latched until the car has left: its session
+must hand the car back (the lock released through the unlock interlock) so that its driver can take it
+away; a car left locked in shows as unrecovered or stuck.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 
 from controller.port.charger import SimFaultKind, TokenVerdict
-from hil.storm.catalogue import WIRE_KINDS, hold_time, resources
-from hil.storm.site import Site, brief
+from hil.storm.catalogue import CAR_KINDS, LATCHED_FAULTS, PILOT_KINDS, WIRE_KINDS, hold_time, resources
+from hil.storm.site import POLL_S, Site, brief
 from hil.storm.traffic import Traffic
 
 OK_STATES = ("Available", "Occupied")
@@ -40,14 +47,30 @@ class FaultEpisodes:
         turn = 0
         while not await site.sleep(rng.expovariate(1.0 / site.s.fault_interval_mean_s)):
             kind = kinds[turn % len(kinds)] if rng.random() < 0.5 else rng.choice(kinds)  # every kind, often
+            candidates = self.candidates(kind)
+            if not candidates:
+                continue  # a car's fault without a car: the rotation tries this kind again next time
             turn += 1
-            evse_id = rng.choice(site.evse_ids)
+            evse_id = rng.choice(candidates)
             hold = hold_time(kind, rng)
             episode_rng = random.Random(rng.random())
             episode = self.episode(kind, evse_id, hold, episode_rng)
             task = asyncio.ensure_future(site.guarded(f"{kind} episode", episode))
             self.episodes.add(task)
             task.add_done_callback(self.episodes.discard)
+
+    def candidates(self, kind: str) -> list[int]:
+        """The EVSEs a fault of ``kind`` may hit now: any; a car's fault (the pilot kinds) a car that charges, else
+        (but an over-current, which shows only while it charges) one that is plugged, else none: the injector tries
+        again later."""
+        site = self.site
+        if kind not in CAR_KINDS:
+            return site.evse_ids
+        evses = site.plant.evses
+        charging = [i for i in site.pilot_ids if evses[i].contactor.coil_energized]
+        if charging or kind == "overcurrent_ev":
+            return charging
+        return [i for i in site.pilot_ids if evses[i].plugged]
 
     async def episode(self, kind: str, evse_id: int, hold: float, rng: random.Random) -> None:
         """Inject one fault, hold it, clear it and prove the affected EVSEs recover."""
@@ -99,6 +122,9 @@ class FaultEpisodes:
             sim.lock.jam()
         elif kind == "weld":
             sim.contactor.weld()
+        elif kind in PILOT_KINDS:
+            sim.pilot.car.fault(kind)
+            site.plant.tick()
         seen = False
         end = site.now() + hold
         while site.now() < end and not site.ending.is_set():
@@ -111,7 +137,33 @@ class FaultEpisodes:
             await server.reappear()
         elif kind in ("lock_jam", "weld"):
             await self.repair(kind, evse_id)
+        elif kind in PILOT_KINDS:
+            await self.clear_pilot(kind, evse_id)
         return seen
+
+    async def clear_pilot(self, kind: str, evse_id: int) -> None:
+        """The car is repaired. Its own faults stay latched until it leaves (state A): its driver takes it away, but
+        when the storm is ending no driver comes back for it, so the car is taken away here once the socket lets
+        it go (the fault's session hands the car back through the unlock interlock)."""
+        site = self.site
+        sim = site.plant.evses[evse_id]
+        sim.pilot.car.fault("clear")
+        site.plant.tick()
+        fault = LATCHED_FAULTS.get(kind)
+        if fault is None or not site.ending.is_set():
+            return
+        end = site.now() + site.limits.recovery_bound_s
+        while site.now() < end:
+            st = site.status(evse_id)
+            if fault not in st["faults"] or not sim.plugged:
+                return
+            if st["phase"] == "idle" and not (sim.lock is not None and sim.lock.locked):
+                async with site.plug_busy[evse_id]:
+                    with contextlib.suppress(PermissionError):
+                        await site.plant.unplug(evse_id)
+                site.report.count("pilot_events", "car_taken_at_end")
+                return
+            await asyncio.sleep(POLL_S)
 
     async def repair(self, kind: str, evse_id: int) -> None:
         """The technician repairs the mechanism and the operator resets the EVSE's faults.

@@ -51,6 +51,7 @@ class StormReport:
     memory_peak_mb: float = 0.0  # tracemalloc's peak while tracing
     rss_peak_mb: float = 0.0
     memory_growth_top: list[str] = field(default_factory=list)  # tracemalloc: biggest growth after warm-up
+    pilot_events: dict[str, int] = field(default_factory=dict)  # "car_full", "car_pause", "local_limit", ...
     interlock_checks: int = 0  # state-level check rounds (the monitor also checks every coil/motor edge)
     interlock_monitor: bool = False
     violations: list[str] = field(default_factory=list)

@@ -4,7 +4,8 @@
 simulated charger on the running loop (best a ``hil.timewarp`` loop), storms it and stops it. While
 it runs, unhandled exceptions (the loop's exception handler, log records carrying a traceback,
 exceptions escaping the actors) and the safety interlocks (hil.interlocks: every coil and
-lock-motor edge, and state checks every few seconds) are watched throughout.
+lock-motor edge, and state checks every few seconds, control-pilot rules and offers included where
+the EVSEs have a pilot) are watched throughout.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from controller.config.model import ChargerConfig
-from hil.interlocks import InterlockMonitor, reserved_led_matches_core
+from hil.interlocks import InterlockMonitor, pilot_offer_mismatches, reserved_led_matches_core
 from hil.storm.faults import FaultEpisodes
 from hil.storm.memory import MemoryWatch
 from hil.storm.report import StormReport
@@ -61,19 +62,22 @@ class Storm:
         self.memory = MemoryWatch(site, trace_hours)
 
     async def checker(self, monitor: InterlockMonitor) -> None:
-        """State-level interlock checks and the reserved LEDs against the core, with the loop settled."""
+        """State-level interlock checks, the reserved LEDs against the core and each pilot's offer against its session
+        and limits, with the loop settled."""
         site = self.site
+        checks = (("reserved-led", reserved_led_matches_core), ("pilot-offer", pilot_offer_mismatches))
         while not await site.sleep(site.s.check_interval_s):
             await settle()
             monitor.check_now()
             site.report.interlock_checks += 1
-            suspects = reserved_led_matches_core(site.built)
-            if suspects:  # the LED follows on the next evaluation: only a lasting mismatch counts
+            suspects = {name: check(site.built) for name, check in checks}
+            if any(suspects.values()):  # the outputs follow on the next evaluation: only a lasting mismatch counts
                 await asyncio.sleep(0.2)
                 await settle()
-                for mismatch in reserved_led_matches_core(site.built):
-                    if mismatch in suspects:
-                        site.report.add("violations", f"reserved-led at t={site.now():.1f}s: {mismatch}")
+                for name, check in checks:
+                    for mismatch in check(site.built):
+                        if mismatch in suspects[name]:
+                            site.report.add("violations", f"{name} at t={site.now():.1f}s: {mismatch}")
 
     async def run(self) -> StormReport:
         """Run every actor for ``hours`` of loop time, then clear what is held, prove it and summarize."""
@@ -102,6 +106,7 @@ class Storm:
         actors = [
             asyncio.ensure_future(site.guarded("injector", self.faults.injector())),
             asyncio.ensure_future(site.guarded("operator", self.traffic.operator())),
+            asyncio.ensure_future(site.guarded("limits", self.traffic.limits())),
             asyncio.ensure_future(site.guarded("sampler", self.memory.sampler())),
             *(asyncio.ensure_future(site.guarded(f"cars {i}", self.traffic.car_actor(i))) for i in site.evse_ids),
         ]
@@ -170,16 +175,21 @@ async def sim_storm(
     state_dir: Path | None = None,
     trace_hours: float | None = None,
     trace_frames: int = 1,
+    pilots: bool = False,
 ) -> StormReport:
     """Start tracemalloc, build and start the sim charger on the running loop, storm it, stop it.
 
     Run it on a ``hil.timewarp`` loop: ``run_warped(sim_storm(hours=24, seed=1))``. Tracing about
-    doubles the run time: ``trace_hours`` limits it to the first hours (None: all, 0: none).
+    doubles the run time: ``trace_hours`` limits it to the first hours (None: all, 0: none). Without a
+    ``config`` the embedded one: the plug-line charger, or with ``pilots`` the one with a control pilot on both
+    EVSEs (sampled every 20 ms of loop time: a simulated hour takes two to three times as long; storm it with
+    ``hil.storm.settings.pilot_settings()``).
     """
     import controller.runtime.build
     from controller.config.loader import load_sim_default, without_pilots
 
-    config = config if config is not None else without_pilots(load_sim_default())  # a pilot polls: hours of warp
+    if config is None:
+        config = load_sim_default() if pilots else without_pilots(load_sim_default())
     if not config.controller.simulated:
         raise ValueError("a fault storm needs a simulated configuration (controller.simulated = true)")
     started_tracing = trace_hours != 0 and not tracemalloc.is_tracing()

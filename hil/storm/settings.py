@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from controller.config.model import ChargerConfig
-from hil.storm.catalogue import STORM_KINDS
+from hil.storm.catalogue import PILOT_KINDS, STORM_KINDS
 
 START_UTC = datetime(2026, 3, 1, 6, 0, tzinfo=UTC)
 """The wall-clock time a simulated storm starts at."""
@@ -29,6 +29,31 @@ class StormSettings:
     sample_interval_s: float = 3600.0  # memory sample period
     warmup_samples: int = 2  # memory samples (hours) left out of the slope
     check_interval_s: float = 5.0  # state-level interlock and reserved-LED checks (edges are checked live)
+    charge_poll_s: float = 300.0  # how often a charging car's driver looks whether the session still runs
+    # a car on a control pilot (only there): its battery gets full, or it stops asking for energy for a while
+    car_full_share: float = 0.0
+    car_pause_share: float = 0.0
+    limit_interval_mean_s: float = 0.0  # local limits (6..16 A or none) at random on pilot EVSEs; 0: none
+
+
+def pilot_settings() -> StormSettings:
+    """The storm of the charger with control pilots: the pilot faults with one of each other kind of fault (a
+    silent meter, a chattering plug, a jammed lock, a weld; the day storm covers the meter wire's others), more
+    faults and more and shorter visits than the day storm; cars that get full or pause; local limits; drivers who
+    notice within seconds that a fault ended their session (a pilot fault latched until the car leaves must not
+    wait for them). Meant for a few hours, so no memory slope (the day storm on the plug-line charger has it): the
+    warm-up covers the whole run."""
+    return StormSettings(
+        kinds=(*PILOT_KINDS, "meter_silent", "plug_bounce", "lock_jam", "weld"),
+        fault_interval_mean_s=150.0,
+        car_idle_mean_s=180.0,
+        charge_max_s=1800.0,
+        charge_poll_s=2.0,
+        car_full_share=0.3,
+        car_pause_share=0.3,
+        limit_interval_mean_s=900.0,
+        warmup_samples=1000,
+    )
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from controller.port.charger import TokenOutcome
-from hil.storm.catalogue import STORM_KINDS
+from hil.storm.catalogue import KNOWN_KINDS, PILOT_KINDS
 from hil.storm.report import StormReport
 from hil.storm.settings import BenchLimits, StormSettings
 
@@ -35,14 +35,17 @@ class Site:
         limits: BenchLimits,
         wall_clock: Callable[[], datetime],
     ) -> None:
-        unknown = set(settings.kinds) - set(STORM_KINDS)
+        unknown = set(settings.kinds) - set(KNOWN_KINDS)
         if unknown:
-            raise ValueError(f"unknown fault kinds {sorted(unknown)} (known: {', '.join(STORM_KINDS)})")
+            raise ValueError(f"unknown fault kinds {sorted(unknown)} (known: {', '.join(KNOWN_KINDS)})")
         self.built = built
         self.runtime = built.runtime
         self.plant = built.plant
         if self.plant is None or self.plant.server is None:
             raise ValueError("a fault storm needs the simulated plant with its meter server (simulated = true)")
+        self.pilot_ids = [i for i, sim in self.plant.evses.items() if sim.pilot is not None]  # EVSEs with a CP line
+        if set(settings.kinds) & set(PILOT_KINDS) and not self.pilot_ids:
+            raise ValueError(f"the fault kinds {', '.join(PILOT_KINDS)} need a charger with control pilots")
         self.seed = seed
         self.s = settings
         self.limits = limits

@@ -5,7 +5,8 @@ A walk-in shows its token and plugs in, or a driver reserves (EVSE-specific or g
 then shows the token; the car charges for minutes to an hour and a half, is stopped with the same
 token and unplugs once the socket lets the plug go; plugs sometimes bounce on the way in and out;
 some plug in after their authorization timed out. The operator places reservations nobody comes
-for, and cancels some.
+for, and cancels some. On a control pilot a car may also get full (it stops asking for energy for
+good) or pause (stops asking for a while), and an energy manager sets local limits now and then.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import math
 import random
+from collections.abc import Callable
 from datetime import timedelta
 
 from controller.core.types import Reservation, ReservationResult
@@ -71,12 +73,16 @@ class Traffic:
         interrupted = False
         if charged:
             report.sessions_started += 1
-            remaining = math.exp(rng.uniform(math.log(site.s.charge_min_s), math.log(site.s.charge_max_s)))
-            while remaining > 0 and not interrupted:
-                chunk = min(remaining, 300.0)
+            duration = math.exp(rng.uniform(math.log(site.s.charge_min_s), math.log(site.s.charge_max_s)))
+            plan = self.car_plan(evse_id, rng, duration)
+            elapsed = 0.0
+            while duration - elapsed > 1e-6 and not interrupted:
+                chunk = min(duration - elapsed, site.s.charge_poll_s, *(at - elapsed for at, _ in plan[:1]))
                 if await site.sleep(chunk):
                     return
-                remaining -= chunk
+                elapsed += chunk
+                while plan and plan[0][0] <= elapsed + 1e-6:
+                    plan.pop(0)[1]()
                 interrupted = site.status(evse_id)["phase"] not in ("charging", "locking")
         if site.status(evse_id)["phase"] in ("locking", "charging"):
             await site.present(evse_id, token)  # the same token stops the session
@@ -100,6 +106,47 @@ class Traffic:
         if not site.ending.is_set():
             await self.plug(evse_id, False, rng)
 
+    def car_plan(self, evse_id: int, rng: random.Random, duration: float) -> list[tuple[float, Callable[[], None]]]:
+        """What a car on a control pilot does by itself while it charges: get full, pause for a while (sorted
+        (seconds after the start, action)); nothing (and no draw) without a pilot or with both shares 0."""
+        site = self.site
+        line = site.plant.evses[evse_id].pilot
+        if line is None or not (site.s.car_full_share or site.s.car_pause_share):
+            return []
+        car = line.car
+        plan: list[tuple[float, Callable[[], None]]] = []
+        if rng.random() < site.s.car_full_share:
+            plan.append((rng.uniform(0.0, duration), self._move("car_full", car.set_full, True)))
+        if rng.random() < site.s.car_pause_share:
+            start = rng.uniform(0.0, duration)
+            plan.append((start, self._move("car_pause", car.want_charge, False)))
+            plan.append((start + rng.uniform(30.0, 600.0), self._move(None, car.want_charge, True)))
+        return sorted(plan, key=lambda item: item[0])
+
+    def _move(self, name: str | None, act: Callable[[bool], None], value: bool) -> Callable[[], None]:
+        """An action of the car's plan: ``act(value)``, counted as ``name`` in the report's pilot events."""
+
+        def move() -> None:
+            act(value)
+            self.site.plant.tick()
+            if name is not None:
+                self.site.report.count("pilot_events", name)
+
+        return move
+
+    async def limits(self) -> None:
+        """An energy manager sets a local limit on a pilot EVSE now and then (6..16 A, or removes it; never 0, which
+        would keep the cars from charging: the stateful property test covers the pause)."""
+        site = self.site
+        rng = site.rng("limits")
+        mean = site.s.limit_interval_mean_s
+        if mean <= 0 or not site.pilot_ids:
+            return
+        while not await site.sleep(rng.expovariate(1.0 / mean)):
+            amps = None if rng.random() < 0.4 else round(rng.uniform(6.0, 16.0), 1)
+            await site.runtime.set_current_limit(rng.choice(site.pilot_ids), amps)
+            site.report.count("pilot_events", "local_limit")
+
     def energy(self, evse_id: int) -> float:
         """The energy register of the EVSE's simulated meter (kWh; 0 without a meter)."""
         meter = self.site.plant.evses[evse_id].meter
@@ -112,6 +159,10 @@ class Traffic:
             if bounce if bounce is not None else rng.random() < site.s.plug_bounce_share:
                 site.report.plug_bounces += 1
                 await self.chatter(evse_id, plugged, rng)
+            line = site.plant.evses[evse_id].pilot
+            if plugged and line is not None:  # a new car: hungry, not full
+                line.car.set_full(False)
+                line.car.want_charge(True)
             if plugged:
                 await site.plant.plug(evse_id)
             else:

@@ -13,7 +13,8 @@ disable, and time passing (50 ms to 10 min). After every step, with the loop set
 
 Size: 150 examples of 50 steps, about a minute; ``max_examples`` is multiplied by the environment
 variable CHARGER_TEST_SCALE (default 1; the nightly run uses 10). The defects it found are pinned
-in test_known_defects.py.
+in test_known_defects.py. The charger here is the plug-line one; test_runtime_stateful_pilot.py runs this
+machine on the charger with control pilots, with the car's own rules and limits.
 """
 
 from __future__ import annotations
@@ -52,10 +53,14 @@ class ChargerMachine(RuleBasedStateMachine):
 
     def __init__(self) -> None:
         super().__init__()
-        self.sim = WarpSim()
+        self.sim = self.make_sim()
         self.runtime = self.sim.b.runtime
         self.controls = self.runtime.sim
         assert self.controls is not None
+
+    def make_sim(self) -> WarpSim:
+        """The charger under test: the plug-line one (test_runtime_stateful_pilot.py runs the one with pilots)."""
+        return WarpSim()
 
     def teardown(self) -> None:
         self.sim.close()

@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 
 from controller.config.loader import ChargerConfig, load_sim_default, without_pilots
 from controller.runtime.build import Built, build
-from hil.interlocks import InterlockMonitor, Violation, reserved_led_matches_core
+from hil.interlocks import InterlockMonitor, Violation, pilot_offer_mismatches, reserved_led_matches_core
 from hil.timewarp import WarpClock, WarpLoop
 
 T = TypeVar("T")
@@ -72,10 +72,13 @@ class ExceptionRecords(logging.Handler):
 
 
 class WarpSim:
-    """A started sim charger (``controller.config.loader.load_sim_default()``) on its own WarpLoop."""
+    """A started sim charger (``controller.config.loader.load_sim_default()``) on its own WarpLoop.
+
+    By default the plug-line charger (no control pilot: a pilot is sampled every 20 ms of loop time, which makes
+    long warps two to three times as slow); pass ``load_sim_default()`` for the charger with pilots.
+    """
 
     def __init__(self, config: ChargerConfig | None = None) -> None:
-        # the plug-line charger: a pilot is sampled every 20 ms of loop time, too slow on a warp loop
         self.config = config if config is not None else without_pilots(load_sim_default())
         self.loop = WarpLoop(SteppedClock())
         self.wall = self.loop.clock.wall(START)
@@ -132,7 +135,8 @@ class WarpSim:
         self.run(spin())
 
     def problems(self, tolerated: Callable[[Violation], bool] = lambda _v: False) -> list[str]:
-        """Interlock violations (after the state checks), LED mismatches and logged exceptions, now.
+        """Interlock violations (after the state checks), LED mismatches, pilot offers that the session or the
+        limits do not allow, and logged exceptions, now.
 
         Violations for which ``tolerated`` is true (known issues) are left out. Settles first; then asks
         the core (which ends reservations due by now and so may request evaluations) and settles again,
@@ -145,6 +149,7 @@ class WarpSim:
         return [
             *(str(v) for v in list(self.mon.records) if not tolerated(v)),
             *reserved_led_matches_core(self.b, self.config),
+            *pilot_offer_mismatches(self.b),
             *(f"logged exception: {line}" for line in self.errors.lines()),
         ]
 

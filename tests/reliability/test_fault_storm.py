@@ -7,6 +7,10 @@ clear (and a session accepted and charging again), no car stuck, memory growth u
 hour, and that the storm did what it claims (faults of every kind, completed sessions) so it cannot pass
 vacuously.
 
+A shorter storm runs the charger with a control pilot on both EVSEs (hil.storm.pilot_settings: the car's faults,
+cars that get full or pause, local limits, the monitor's pilot rules and the pilot offer check): a pilot is sampled
+every 20 ms of loop time, so a simulated hour of it costs two to three times as much as one of the plug-line charger.
+
 CHARGER_TEST_SCALE (an int, default 1) multiplies the simulated time: the nightly setting (README) is 10, ten days.
 CHARGER_RELIABILITY_OUT names a directory for the report (fault_storm.json).
 
@@ -32,17 +36,28 @@ import pytest
 
 import controller.charging.outputs
 import controller.runtime.build
+import controller.runtime.evaluation
 from controller.config.loader import load_sim_default, without_pilots
 from controller.core.types import Reservation, ReservationResult
 from controller.port.charger import SimFaultKind
 from controller.runtime.status import StatusReporter
-from hil.storm import START_UTC, STORM_KINDS, BenchLimits, StormReport, StormSettings, sim_storm
+from hil.storm import (
+    PILOT_KINDS,
+    START_UTC,
+    STORM_KINDS,
+    BenchLimits,
+    StormReport,
+    StormSettings,
+    pilot_settings,
+    sim_storm,
+)
 from hil.timewarp import run_warped
 
 SCALE = max(1, int(os.environ.get("CHARGER_TEST_SCALE", "1") or "1"))
 SEED = 20260301
 HOURS = 24.0 * SCALE
 TRACE_HOURS = 4.0 * SCALE  # tracemalloc doubles the run time: it watches hours 0..4 (slope 2..4), RSS 5..24
+PILOT_HOURS = 3.0 * SCALE
 LIMITS = BenchLimits.from_config(load_sim_default())
 
 
@@ -63,10 +78,11 @@ def _without_pytest_log_capture() -> Iterator[None]:
 
 
 def _storm(hours: float, seed: int, *, trace_hours: float | None = 0.0,
-           kinds: tuple[str, ...] = STORM_KINDS) -> StormReport:
-    settings = replace(StormSettings(), kinds=kinds)
+           kinds: tuple[str, ...] = STORM_KINDS, pilots: bool = False) -> StormReport:
+    settings = replace(pilot_settings() if pilots else StormSettings(), kinds=kinds)
     with _without_pytest_log_capture():
-        return run_warped(sim_storm(hours=hours, seed=seed, settings=settings, trace_hours=trace_hours))
+        return run_warped(sim_storm(hours=hours, seed=seed, settings=settings, trace_hours=trace_hours,
+                                    pilots=pilots))
 
 
 def _publish(report: StormReport, name: str) -> None:
@@ -126,6 +142,31 @@ def test_fault_storm_random_seed() -> None:
     assert sum(report.recoveries_verified.values()) >= sum(report.faults_injected.values()), f"seed {seed}"
 
 
+def test_fault_storm_with_pilots() -> None:
+    """3 simulated hours × CHARGER_TEST_SCALE of the charger with pilots, fixed seed, every fault kind and the car's."""
+    report = _storm(PILOT_HOURS, SEED, kinds=pilot_settings().kinds, pilots=True)
+    _publish(report, "fault_storm_pilots.json")
+    _assert_clean(report, f"seed {SEED} (python -m hil.storm --pilots --hours {PILOT_HOURS:g} --seed {SEED})")
+    assert report.simulated_hours >= PILOT_HOURS
+    for kind in report.kinds:
+        injected = report.faults_injected.get(kind, 0)
+        assert injected >= 1, f"no {kind} fault injected: {report.faults_injected}"
+        assert report.recoveries_verified.get(kind, 0) >= injected, f"{kind}: not every injected fault was verified"
+    for kind in PILOT_KINDS:  # a car's fault hits a car: each one must have shown
+        assert report.faults_seen.get(kind, 0) >= 1, f"{kind}: never seen ({report.faults_seen})"
+    assert report.sessions_started >= 5 * SCALE and report.probes_charged >= 5 * SCALE, report.to_json()
+    assert report.pilot_events.get("local_limit", 0) >= 1 and report.pilot_events.get("car_pause", 0) >= 1
+    assert report.interlock_monitor and report.interlock_checks > 0
+
+
+def test_pilot_storm_sees_a_contactor_closed_for_a_car_that_does_not_ask() -> None:
+    """The pilot storm's checks bite: with the policy's pilot interlock removed the contactor closes in state B."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(controller.runtime.evaluation, "car_ready", lambda _view: True)
+        report = _storm(0.5, SEED, kinds=PILOT_KINDS, pilots=True)
+    assert any("coil-closed" in v and "car's CP in B" in v for v in report.violations), report.violations[:3]
+
+
 def test_storm_sees_a_broken_interlock_and_a_failing_evaluation(monkeypatch: pytest.MonkeyPatch) -> None:
     """The storm's own checks bite: a contactor closing before the lock confirms, and an evaluation that raises."""
     monkeypatch.setattr(controller.charging.outputs, "lock_confirmed_locked", lambda lock, *, lock_fitted: True)
@@ -147,11 +188,12 @@ def test_storm_sees_a_broken_interlock_and_a_failing_evaluation(monkeypatch: pyt
 
 
 @asynccontextmanager
-async def _sim() -> AsyncIterator[Any]:
-    """The embedded sim charger, built and started on the running (warp) loop."""
+async def _sim(*, pilots: bool = False) -> AsyncIterator[Any]:
+    """The embedded sim charger (plug-line, or with ``pilots``), built and started on the running (warp) loop."""
     loop = asyncio.get_running_loop()
+    config = load_sim_default() if pilots else without_pilots(load_sim_default())
     with tempfile.TemporaryDirectory() as tmp:
-        built = await controller.runtime.build.build(without_pilots(load_sim_default()), state_dir=Path(tmp),
+        built = await controller.runtime.build.build(config, state_dir=Path(tmp),
                                            wall_clock=loop.clock.wall(START_UTC),  # type: ignore[attr-defined]
                                            mono_clock=loop.time)
         await built.start()
@@ -214,5 +256,31 @@ def test_lock_jam_is_recovered_after_repair_and_reset() -> None:
             await runtime.sim.fault(1, SimFaultKind.CLEAR)
             status = await _until_recovered(built, 1)
             assert status["state"] == "Available" and not status["faults"], status
+
+    run_warped(scenario())
+
+
+def test_a_car_is_released_after_its_diode_fault_was_cleared() -> None:
+    """Regression (fixed in 5fe4605, found by the pilot storm and the HIL bench): a charging car's diode shorts, then
+    is repaired (the sim's clear, with the operator reset); within the recovery bound the socket must let the car go,
+    so it can leave (state A is what clears the latched fault). The diode's F used to read as "no car": the session
+    ended at once and the faulted EVSE held the lock, and the car could never leave."""
+
+    async def scenario() -> None:
+        async with _sim(pilots=True) as built:
+            runtime, plant = built.runtime, built.plant
+            await asyncio.sleep(3.0)
+            assert (await runtime.present_token(1, "ALICE")).may_charge
+            await runtime.sim.plug(1)
+            await asyncio.sleep(2.0)
+            if not runtime.evse_status(1)["charging"]:
+                raise PreconditionError(f"EVSE 1 did not start charging: {runtime.evse_status(1)}")
+            await runtime.sim.fault(1, SimFaultKind.DIODE_SHORT)
+            await asyncio.sleep(5.0)
+            if runtime.evse_status(1)["faults"] != ["pilot_diode"] or plant.evses[1].contactor.contacts_closed:
+                raise PreconditionError(f"the diode fault did not stop EVSE 1: {runtime.evse_status(1)}")
+            await runtime.sim.fault(1, SimFaultKind.CLEAR)
+            await asyncio.sleep(LIMITS.recovery_bound_s)
+            assert not plant.evses[1].lock.locked, f"the car is still locked in: {runtime.evse_status(1)}"
 
     run_warped(scenario())

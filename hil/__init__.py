@@ -15,8 +15,8 @@ or ``drivers`` imports ``hil``):
   both benches play, and the CP state it presents);
 - the DUT's CSMS: ``csms`` with ``csms_answers`` (the harness's OCPP 2.0.1 or 1.6J central system, for the
   profile's ``[ocpp]``, in the DUT's version);
-- scenarios: ``checks`` (how a check is judged and recorded), ``line_views`` with ``pilot_views`` (the checks
-  on an EVSE's lines: logic lines, the PWM duty, the CP state, the car's current), ``harness`` (``Bench``, a
+- scenarios: ``checks`` (how a check is judged and recorded), ``line_views`` with ``pilot_views`` on ``recorded_line``
+  (the checks on an EVSE's lines: logic lines, the PWM duty, the CP state, the car's current), ``harness`` (``Bench``, a
   scenario's handle) with ``meter_reads`` (when the DUT read the plant's meter), ``ocpp_view`` with ``ocpp_dialect`` and
   ``ocpp_energy`` (the CSMS, per OCPP version, and the plant's meter as OCPP scenarios check them),
   ``scenario`` and ``scenarios/`` (the suite);

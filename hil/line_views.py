@@ -11,8 +11,8 @@ from collections.abc import Iterable
 
 from hil.checks import CheckFailed, CheckRecorder
 from hil.pilot_views import CURRENT_TOL_A, CpView, CurrentView, DutyView
-from hil.profile import ROLE_LABELS
-from hil.timeline import CheckRecord, Trace
+from hil.recorded_line import RecordedLine
+from hil.timeline import CheckRecord
 
 WORDS = {
     "coil": ("energized", "released"),
@@ -24,33 +24,13 @@ WORDS = {
 """How "on" and "off" read for lines where the words would be odd."""
 
 
-class LineView:
+class LineView(RecordedLine):
     """One recorded line of one EVSE, with the checks a scenario makes on it."""
 
     def __init__(self, bench: CheckRecorder, evse_id: int, role: str) -> None:
-        self.bench = bench
-        self.evse_id = evse_id
-        self.role = role
-        self.key = f"evse{evse_id}.{role}"
-        self.name = f"EVSE {evse_id} {ROLE_LABELS.get(role, role)}"
+        """The line, and how its "on" and "off" read."""
+        super().__init__(bench, evse_id, role)
         self.words = WORDS.get(role, ("on", "off"))
-
-    @property
-    def trace(self) -> Trace:
-        """The recorded line (CheckFailed if the bench does not watch it)."""
-        trace = self.bench.timeline.traces.get(self.key)
-        if trace is None:
-            raise CheckFailed(f"{self.name}: the bench does not watch this line")
-        return trace
-
-    def at(self, t: float) -> float | None:
-        """The line's value at scenario time ``t``."""
-        return self.trace.at(t)
-
-    @property
-    def value(self) -> float | None:
-        """The line's latest value."""
-        return self.trace.last
 
     def _is(self, value: float | None, on: bool) -> bool:
         return value is not None and (value >= 0.5) == on

@@ -10,9 +10,10 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
-from hil.checks import CheckFailed, CheckRecorder
-from hil.profile import CP_RANK, ROLE_LABELS
-from hil.timeline import CheckRecord, Trace
+from hil.checks import CheckRecorder
+from hil.profile import CP_RANK
+from hil.recorded_line import RecordedLine
+from hil.timeline import CheckRecord
 
 CP_LETTER = {rank: letter for letter, rank in CP_RANK.items()}
 CURRENT_TOL_A = 0.5
@@ -27,32 +28,15 @@ def iec_duty(amps: float) -> float:
     return amps / 0.6 if amps <= 51.0 else amps / 2.5 + 64.0
 
 
-class ValueView:
+class ValueView(RecordedLine):
     """One recorded line whose value is checked against a wanted value (within a tolerance)."""
+
+    missing = "the bench does not record this line (no control pilot wired)"
 
     def __init__(self, bench: CheckRecorder, evse_id: int, role: str, tol: float) -> None:
         """The line ``evse{evse_id}.{role}``; values within ``tol`` of the wanted one count as it."""
-        self.bench = bench
-        self.key = f"evse{evse_id}.{role}"
-        self.name = f"EVSE {evse_id} {ROLE_LABELS.get(role, role)}"
+        super().__init__(bench, evse_id, role)
         self.tol = tol
-
-    @property
-    def trace(self) -> Trace:
-        """The recorded line (CheckFailed if the bench does not record it: no control pilot)."""
-        trace = self.bench.timeline.traces.get(self.key)
-        if trace is None:
-            raise CheckFailed(f"{self.name}: the bench does not record this line (no control pilot wired)")
-        return trace
-
-    def at(self, t: float) -> float | None:
-        """The value at scenario time ``t``."""
-        return self.trace.at(t)
-
-    @property
-    def value(self) -> float | None:
-        """The latest value."""
-        return self.trace.last
 
     def show(self, value: float | None) -> str:
         """A value as the check texts say it."""

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import multiprocessing
 from collections.abc import Iterator
 
 import pytest
+from scenario_pool import outcomes_in_fresh_processes
 
 import controller.runtime.evaluation
 import controller.runtime.runtime
@@ -109,9 +109,7 @@ def run_case(case: str) -> tuple[str, str]:
 
 @pytest.fixture(scope="module")
 def outcomes() -> Iterator[dict[str, tuple[str, str]]]:
-    with multiprocessing.get_context("fork").Pool(3, maxtasksperchild=1) as pool:
-        results = pool.map(run_case, list(CASES), chunksize=1)
-    yield dict(zip(CASES, results, strict=True))
+    yield outcomes_in_fresh_processes(run_case, CASES)
 
 
 @pytest.mark.parametrize("case", list(CASES))

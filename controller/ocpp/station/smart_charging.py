@@ -43,18 +43,18 @@ class SmartCharging:
     """The station's charging profiles: install, clear, report and apply (see the module docstring)."""
 
     def __init__(self, charger: Charger, db_path: Path, clock: StationClock, tracker: TransactionTracker, *,
-                 electrical: Callable[[int], Electrical] | None = None, limits: Limits | None = None,
-                 same_level_replaces: bool = False, on_count: Callable[[int], None] | None = None) -> None:
+                 limits: Limits | None = None, same_level_replaces: bool = False,
+                 on_count: Callable[[int], None] | None = None) -> None:
         """Act on ``charger``; profiles live in ``db_path`` (ocpp.db); ``tracker`` knows the open transactions.
 
-        ``electrical(evse_id)`` gives each EVSE's supply (0: the station; default: the configured one) for W <-> A;
-        ``limits`` what the station accepts; ``same_level_replaces``: a profile replaces another of the same EVSE,
-        purpose and stack level (1.6) instead of being refused (2.0.1); ``on_count(n)`` hears the number installed.
+        W <-> A uses each EVSE's configured supply (``configured_supply``); ``limits``: what the station accepts;
+        ``same_level_replaces``: a profile replaces another of the same EVSE, purpose and stack level (1.6) instead
+        of being refused (2.0.1); ``on_count(n)`` hears the number installed.
         """
         self.charger = charger
         self.clock = clock
         self.tracker = tracker
-        self.electrical = electrical or configured_supply(charger)
+        self.electrical = configured_supply(charger)
         self.limits = limits or Limits()
         self.same_level_replaces = same_level_replaces
         self._on_count = on_count

@@ -16,7 +16,7 @@ configuration). A 1.6 answer has no reason: refusals are logged.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -35,7 +35,7 @@ from controller.ocpp.station.charging_profiles import (
     Recurrency,
     Schedule,
 )
-from controller.ocpp.station.schedule import Electrical, in_unit
+from controller.ocpp.station.schedule import in_unit
 from controller.ocpp.station.smart_charging import SmartCharging
 from controller.ocpp.v16.configuration import COMPONENT, RATE_UNITS_16
 
@@ -52,14 +52,12 @@ NO_SUCH_TRANSACTION = "unknown"  # the transaction of a TxProfile whose transact
 class SmartCharging16:
     """The 1.6 charge point's answers to the SmartCharging messages, on the station core's ``SmartCharging``."""
 
-    def __init__(self, station: Station16, db_path: Path,
-                 electrical: Callable[[int], Electrical] | None = None) -> None:
-        """Act for ``station``; profiles live in ``db_path`` (ocpp.db); ``electrical(evse_id)`` is each EVSE's supply
-        for W <-> A (0: the station; default: the configured one)."""
+    def __init__(self, station: Station16, db_path: Path) -> None:
+        """Act for ``station``; profiles live in ``db_path`` (ocpp.db)."""
         self._station = station
         self.variables = station.variables
         self.core = SmartCharging(station.charger, db_path, station.clock, station.transactions.tracker,
-                                  electrical=electrical, same_level_replaces=True)
+                                  same_level_replaces=True)
 
     def _limits(self) -> Limits:
         """What the SmartCharging keys say this charge point accepts."""

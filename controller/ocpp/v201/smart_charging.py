@@ -13,7 +13,7 @@ ISO 15118 sales tariffs, which this station does not do).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -31,7 +31,7 @@ from controller.ocpp.station.charging_profiles import (
     Recurrency,
     Schedule,
 )
-from controller.ocpp.station.schedule import Electrical, in_unit
+from controller.ocpp.station.schedule import in_unit
 from controller.ocpp.station.smart_charging import SmartCharging
 from controller.ocpp.v201.convert import status_info
 
@@ -45,14 +45,12 @@ LIMIT_SOURCE = "CSO"  # every profile here was set by the CSMS (ChargingLimitSou
 class SmartCharging201:
     """The 2.0.1 station's answers to the K use cases, on the station core's ``SmartCharging``."""
 
-    def __init__(self, station: Station201, db_path: Path,
-                 electrical: Callable[[int], Electrical] | None = None) -> None:
-        """Act for ``station``; profiles live in ``db_path`` (ocpp.db); ``electrical(evse_id)`` is each EVSE's supply
-        for W <-> A (0: the station; default: the configured one)."""
+    def __init__(self, station: Station201, db_path: Path) -> None:
+        """Act for ``station``; profiles live in ``db_path`` (ocpp.db)."""
         self._station = station
         self.variables = station.variables
         self.core = SmartCharging(
-            station.charger, db_path, station.clock, station.transactions.tracker, electrical=electrical,
+            station.charger, db_path, station.clock, station.transactions.tracker,
             on_count=lambda n: self.variables.set_internal(CTRLR, "Entries", str(n),
                                                            variable_instance="ChargingProfiles"))
 

@@ -12,12 +12,13 @@ StatusNotification predicate and boot wait (connectorIds 0, 1 and 2).
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+
+from waiting import until
 
 import controller.ocpp.front as front_module
 from controller.config.loader import ChargerConfig, load_sim_default
@@ -129,15 +130,6 @@ class OcppStation:
 
     async def unplug(self, evse_id: int) -> None:
         await self.runtime.sim.unplug(evse_id)
-
-
-async def until(check: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
-    """Wait until ``check()`` holds, or fail naming ``what``."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not check():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.01)
 
 
 def ocpp_time(seconds: float = 0.0, *, offset_s: float = 0.0) -> str:

@@ -4,21 +4,11 @@ charging (contactor open, session and lock kept) and removing it resumes."""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable
-
 import pytest
+from waiting import until
 
 from controller.port.charger import Supply, UnknownEvse
 from controller.runtime.build import Built
-
-
-async def until(check: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
-    """Wait until ``check()`` holds."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not check():
-        assert asyncio.get_running_loop().time() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.01)
 
 
 async def _charging(built: Built, evse_id: int, token: str) -> None:

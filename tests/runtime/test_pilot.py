@@ -5,12 +5,12 @@ the contactor, and E/F faults (a shorted CP, a shorted diode) and an over-drawin
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from waiting import until
 
 from controller.config.loader import load_sim_default
 from controller.config.model import EvsePilotConfig
@@ -20,14 +20,6 @@ from controller.runtime.build import Built, build
 from drivers.pilot.config import GpioPwmConfig, PilotConfig
 
 PWM_PINS = {1: "GPIO14", 2: "GPIO15"}
-
-
-async def until(check: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
-    """Wait until ``check()`` holds."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not check():
-        assert asyncio.get_running_loop().time() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.01)
 
 
 @pytest.fixture

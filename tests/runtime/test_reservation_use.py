@@ -6,9 +6,9 @@ The real runtime of ``run --sim`` with an authority that answers from a table, a
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+
+from waiting import until
 
 from controller.core.types import Reservation, ReservationEnd, ReservationEndReason
 from controller.port.charger import Authorization, ReservationUse, TokenVerdict
@@ -27,14 +27,6 @@ class Authority:
     async def authorize(self, evse_id: int, id_token: str) -> Authorization:
         """The table's answer."""
         return self.answers.get(id_token, Authorization(False, reason="Invalid"))
-
-
-async def until(check: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
-    """Wait until ``check()`` holds."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not check():
-        assert asyncio.get_running_loop().time() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.01)
 
 
 def _reservation(rid: int, token: str, evse_id: int | None) -> Reservation:

@@ -8,22 +8,14 @@ the out-of-turn reading.
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable
 from pathlib import Path
+
+from waiting import until
 
 from controller.config.loader import parse_config
 from controller.runtime.build import build
 
 SIM_DEFAULT = Path(__file__).resolve().parents[2] / "controller" / "config" / "sim_default.toml"
-
-
-async def until(check: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
-    """Wait until ``check()`` holds."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not check():
-        assert asyncio.get_running_loop().time() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.01)
 
 
 async def test_the_lock_releases_after_a_stop_without_waiting_for_the_next_poll(tmp_path: Path) -> None:

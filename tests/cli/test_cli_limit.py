@@ -6,26 +6,12 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import requests
-from security.daemon import Daemon, free_port
+from security.daemon import free_port
 
 from .cli_helpers import GUARD_S, REPO, environment
-
-
-@pytest.fixture(scope="module")
-def sim_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """``run --sim`` on a free loopback port; its ``HOST:PORT``."""
-    directory: Path = tmp_path_factory.mktemp("limit")
-    bind = f"127.0.0.1:{free_port('127.0.0.1')}"
-    daemon = Daemon(["run", "--sim", "--api", bind, "--state-dir", str(directory / "state")], directory).start()
-    try:
-        yield bind
-    finally:
-        assert daemon.stop() == 0, daemon.logs()[-3000:]
 
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:

@@ -3,11 +3,7 @@ no "Exception ignored" line, exit status 1 (the Python documentation's advice fo
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
-from security.daemon import Daemon, free_port
 
 from .cli_helpers import into_closed_pipe, through_head
 
@@ -19,18 +15,6 @@ def unbuffered(request: pytest.FixtureRequest) -> bool:
     """Whether PYTHONUNBUFFERED is set: each print meets the closed pipe, or the flush at the end does."""
     flag: bool = request.param
     return flag
-
-
-@pytest.fixture(scope="module")
-def sim_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """``run --sim`` on a free loopback port; its ``HOST:PORT``."""
-    directory: Path = tmp_path_factory.mktemp("pipes")
-    bind = f"127.0.0.1:{free_port('127.0.0.1')}"
-    daemon = Daemon(["run", "--sim", "--api", bind, "--state-dir", str(directory / "state")], directory).start()
-    try:
-        yield bind
-    finally:
-        assert daemon.stop() == 0, daemon.logs()[-3000:]
 
 
 def _assert_quiet(stderr: str) -> None:

@@ -55,9 +55,10 @@ def proc_memory_mb(pid: int) -> dict[str, float]:
 
 
 @contextlib.contextmanager
-def daemon(state_dir: str, port: int) -> Iterator[subprocess.Popen[bytes]]:
-    """``run --sim`` as a subprocess for the ``with`` block; SIGTERM (then SIGKILL) after it."""
-    cmd = [sys.executable, "-m", "controller.cli", "run", "--sim", "--api", f"127.0.0.1:{port}"]
+def daemon(state_dir: str, port: int, *extra: str) -> Iterator[subprocess.Popen[bytes]]:
+    """``run --sim`` (with ``extra`` arguments) as a subprocess for the ``with`` block; SIGTERM (then SIGKILL)
+    after it."""
+    cmd = [sys.executable, "-m", "controller.cli", "run", "--sim", *extra, "--api", f"127.0.0.1:{port}"]
     proc = subprocess.Popen(
         [*cmd, "--state-dir", state_dir],
         cwd=ROOT,

@@ -14,17 +14,14 @@ import asyncio
 import concurrent.futures
 import contextlib
 import math
-import signal
 import statistics
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
-from idle_daemon import free_port, proc_cpu_s, proc_memory_mb
+from idle_daemon import daemon, free_port, proc_cpu_s, proc_memory_mb
 from ocpp_v201 import Driver
 
 from controller.config.loader import load_sim_default
@@ -91,42 +88,35 @@ def reported(driver: Driver, csms: HarnessCsms, evses: frozenset[int]) -> Callab
 async def daemon_phase(driver: Driver, pairs: int, idle_seconds: float, state_dir: Path) -> dict[str, Any]:
     """RSS and idle CPU of ``run --sim --ocpp-url`` connected, then ReserveNow round trips and status latencies."""
     csms = await driver.make_csms().start()
-    command = [sys.executable, "-m", "controller.cli", "run", "--sim", "--ocpp-url", csms.url, "--ocpp-id", "BENCH",
-               *driver.daemon_args(), "--api", f"127.0.0.1:{free_port()}", "--state-dir", str(state_dir)]
-    proc = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    extra = ("--ocpp-url", csms.url, "--ocpp-id", "BENCH", *driver.daemon_args())
     try:
-        started = time.monotonic()
-        await until(reported(driver, csms, frozenset({1, 2})), "the daemon to connect and report its connectors",
-                    30.0)
-        connected_s = time.monotonic() - started
-        await asyncio.sleep(1.0)  # start-up lock moves and first meter polls are not idle
-        cpu0, t0 = proc_cpu_s(proc.pid), time.monotonic()
-        await asyncio.sleep(idle_seconds)
-        cpu1, t1 = proc_cpu_s(proc.pid), time.monotonic()
-        memory = proc_memory_mb(proc.pid)
-        idle_messages = len([m for m in csms.received if m.at >= t0])
+        with daemon(str(state_dir), free_port(), *extra) as proc:
+            started = time.monotonic()
+            await until(reported(driver, csms, frozenset({1, 2})), "the daemon to connect and report its connectors",
+                        30.0)
+            connected_s = time.monotonic() - started
+            await asyncio.sleep(1.0)  # start-up lock moves and first meter polls are not idle
+            cpu0, t0 = proc_cpu_s(proc.pid), time.monotonic()
+            await asyncio.sleep(idle_seconds)
+            cpu1, t1 = proc_cpu_s(proc.pid), time.monotonic()
+            memory = proc_memory_mb(proc.pid)
+            idle_messages = len([m for m in csms.received if m.at >= t0])
 
-        rtt, to_status, refused = [], [], 0
-        for n in range(pairs):
-            answer = await csms.call("ReserveNow", driver.reserve_now(n))
-            if answer.payload.get("status") != "Accepted":
-                refused += 1
-            else:
-                rtt.append(answer.answered_at - answer.sent_at)
-                reserved = await until(status_after(driver, csms, "Reserved", answer.sent_at),
-                                       "StatusNotification Reserved")
-                to_status.append(reserved.at - answer.sent_at)
-            cancel = await csms.call("CancelReservation", driver.cancel_reservation(n))
-            if answer.payload.get("status") == "Accepted":
-                await until(status_after(driver, csms, "Available", cancel.sent_at), "StatusNotification Available")
-        memory_after = proc_memory_mb(proc.pid)
+            rtt, to_status, refused = [], [], 0
+            for n in range(pairs):
+                answer = await csms.call("ReserveNow", driver.reserve_now(n))
+                if answer.payload.get("status") != "Accepted":
+                    refused += 1
+                else:
+                    rtt.append(answer.answered_at - answer.sent_at)
+                    reserved = await until(status_after(driver, csms, "Reserved", answer.sent_at),
+                                           "StatusNotification Reserved")
+                    to_status.append(reserved.at - answer.sent_at)
+                cancel = await csms.call("CancelReservation", driver.cancel_reservation(n))
+                if answer.payload.get("status") == "Accepted":
+                    await until(status_after(driver, csms, "Available", cancel.sent_at), "StatusNotification Available")
+            memory_after = proc_memory_mb(proc.pid)
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
         await csms.stop()
     return {
         "reserve_now_rtt_ms": ms_stats(rtt),

@@ -207,26 +207,26 @@ def _draw_trace(ax: Axes, trace: Trace, row: int, end: float) -> None:
         _draw_levels(ax, trace, row, end)
         return
     scale = max([abs(v) for v in trace.values] + [1e-9]) if trace.unit else 1.0
-    times = [*trace.times, end]
-    values = [*trace.values, trace.values[-1]]
-    ys = [row + 0.86 - HEIGHT * min(max(v / scale, 0.0), 1.0) for v in values]
-    color = LINE_COLOR.get(trace.kind, "#1f1f1f")
-    ax.step(times, ys, where="post", color=color, linewidth=1.3)
-    ax.fill_between(times, ys, row + 0.86, step="post", color=color, alpha=0.12, linewidth=0)
+    color = _step_line(ax, trace, row, end, scale)
     if trace.unit and scale > 0 and any(trace.values):
         ax.text(end, row + 0.5, f" {scale:g} {trace.unit} ", ha="right", va="center", fontsize=6,
                 color=color)
 
 
-def _draw_levels(ax: Axes, trace: Trace, row: int, end: float) -> None:
-    """A duty (0..100 %) or a CP state (rank 0..5, F..A) on a fixed scale, its value written at each change."""
-    full = 100.0 if trace.unit == "%" else 5.0
+def _step_line(ax: Axes, trace: Trace, row: int, end: float, full: float) -> str:
+    """The trace as a filled step line in its row, ``full`` at the row's top; returns the colour it was drawn in."""
     times = [*trace.times, end]
     values = [*trace.values, trace.values[-1]]
     ys = [row + 0.86 - HEIGHT * min(max(v / full, 0.0), 1.0) for v in values]
     color = LINE_COLOR.get(trace.kind, "#1f1f1f")
     ax.step(times, ys, where="post", color=color, linewidth=1.3)
     ax.fill_between(times, ys, row + 0.86, step="post", color=color, alpha=0.12, linewidth=0)
+    return color
+
+
+def _draw_levels(ax: Axes, trace: Trace, row: int, end: float) -> None:
+    """A duty (0..100 %) or a CP state (rank 0..5, F..A) on a fixed scale, its value written at each change."""
+    color = _step_line(ax, trace, row, end, 100.0 if trace.unit == "%" else 5.0)
     gap = 0.02 * end  # a value that held for less than this is drawn but not written (no overlapping labels)
     for t, value, until in zip(trace.times, trace.values, [*trace.times[1:], math.inf], strict=True):
         if until - t < gap:
